@@ -1,0 +1,47 @@
+# The two commands a user needs: `make demo` and `make test`. Both install what is
+# missing (scripts/setup.sh, cached under ~/.cache/hyla), then build.
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/hyla
+VENV  := $(CACHE)/venv
+PY    := $(VENV)/bin/python
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+export CCACHE_DIR ?= $(CACHE)/ccache
+export CCACHE_MAXSIZE ?= 5G
+
+.PHONY: setup configure build test test-cpp test-py demo clean fuzz
+
+setup:
+	@scripts/setup.sh
+
+$(BUILD)/build.ninja: CMakeLists.txt | setup
+	cmake -S . -B $(BUILD) -G Ninja \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  -DPython3_EXECUTABLE=$(PY) $(CMAKE_ARGS)
+
+configure: $(BUILD)/build.ninja
+
+build: setup configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test-cpp: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-py: build
+	HYLA_BIN=$(CURDIR)/$(BUILD)/hyla HYLA_TESTKIT=$(CURDIR)/$(BUILD)/hyla_testkit \
+	  $(PY) -m pytest -q tests/py
+
+test: build
+	$(MAKE) --no-print-directory test-cpp test-py
+
+demo: build
+	@scripts/demo.sh $(BUILD)/hyla
+
+fuzz: setup
+	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DHYLA_FUZZ=ON \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_safetensors
+	./build-fuzz/fuzz_safetensors -runs=200000 tests/fuzz/corpus_safetensors || true
+
+clean:
+	rm -rf $(BUILD) build-fuzz

@@ -1,0 +1,14 @@
+// Precompiled header: the heavy, stable includes every translation unit uses.
+#pragma once
+#include <torch/torch.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
