@@ -15,7 +15,7 @@ setup:
 	@scripts/setup.sh
 
 $(BUILD)/build.ninja: CMakeLists.txt | setup
-	cmake -S . -B $(BUILD) -G Ninja \
+	TORCH_CUDA_ARCH_LIST="9.0a" cmake -S . -B $(BUILD) -G Ninja \
 	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
 	  -DPython3_EXECUTABLE=$(PY) $(CMAKE_ARGS)
 

@@ -10,7 +10,7 @@ cache="${HYLA_CACHE:-$HOME/.cache/hyla}"
 venv="$cache/venv"
 mkdir -p "$cache"
 
-debs=(cmake ninja-build g++ ccache pkg-config nlohmann-json3-dev libcli11-dev libfmt-dev
+debs=(cmake ninja-build g++ ccache pkg-config nlohmann-json3-dev libcli11-dev
       libgtest-dev libpcre2-dev libtomlplusplus-dev libgloo-dev iproute2)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
