@@ -12,3 +12,4 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include "hyla/util/format.h"

@@ -1,0 +1,109 @@
+#include "hyla/model/attention.h"
+
+#include <cmath>
+
+#include "hyla/util/error.h"
+
+namespace hyla::model {
+
+AttentionImpl::AttentionImpl(const ModelConfig& c, int64_t layer)
+    : layer_(layer), n_heads_(c.num_attention_heads), n_kv_(c.num_key_value_heads), head_dim_(c.head_dim),
+      window_(c.layer_type(layer) == "sliding_attention" ? c.sliding_window : 0), nope_(c.attention_nope),
+      logn_base_(c.attention_logn_base) {
+  int64_t d = c.hidden_size;
+  q_proj = register_module("q_proj", make_linear(d, n_heads_ * head_dim_, c.attention_bias));
+  k_proj = register_module("k_proj", make_linear(d, n_kv_ * head_dim_, c.attention_bias));
+  v_proj = register_module("v_proj", make_linear(d, n_kv_ * head_dim_, c.attention_bias));
+  o_proj = register_module("o_proj", make_linear(n_heads_ * head_dim_, d, c.attention_out_bias));
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(head_dim_, c.rms_norm_eps));
+    k_norm = register_module("k_norm", RMSNorm(head_dim_, c.rms_norm_eps));
+  }
+  if (!nope_) rotary_ = Rotary(c.rope, head_dim_);
+}
+
+torch::Tensor attention_mask(int64_t q_start, int64_t tq, int64_t tk, int64_t window,
+                             const torch::Tensor& cu_seqlens, torch::Device device) {
+  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  auto qpos = torch::arange(q_start, q_start + tq, opts).unsqueeze(1);
+  auto kpos = torch::arange(0, tk, opts).unsqueeze(0);
+  auto mask = kpos <= qpos;
+  if (window > 0) mask = mask.logical_and(qpos - kpos < window);
+  if (cu_seqlens.defined()) {
+    // Sequence id of every packed position: count of boundaries at or before it.
+    auto bounds = cu_seqlens.to(device).narrow(0, 1, cu_seqlens.size(0) - 1);
+    auto qseq = torch::searchsorted(bounds, qpos.squeeze(1), /*out_int32=*/false, /*right=*/true);
+    auto kseq = torch::searchsorted(bounds, kpos.squeeze(0), false, true);
+    mask = mask.logical_and(qseq.unsqueeze(1) == kseq.unsqueeze(0));
+  }
+  return mask;
+}
+
+std::pair<torch::Tensor, torch::Tensor> AttentionImpl::append_to_cache(LayerCache& cache, const torch::Tensor& k,
+                                                                       const torch::Tensor& v) {
+  int64_t B = k.size(0), T = k.size(2);
+  int64_t need = cache.length + T;
+  if (!cache.k.defined() || cache.k.size(2) < need || cache.k.size(0) != B) {
+    HYLA_CHECK(!cache.k.defined() || cache.k.size(0) == B,
+               "layer {}: KV cache holds batch {} but input has batch {}", layer_, cache.k.size(0), B);
+    int64_t cap = std::max<int64_t>(need, cache.k.defined() ? 2 * cache.k.size(2) : need);
+    auto nk = torch::empty({B, n_kv_, cap, head_dim_}, k.options());
+    auto nv = torch::empty({B, n_kv_, cap, head_dim_}, v.options());
+    if (cache.length > 0) {
+      nk.narrow(2, 0, cache.length).copy_(cache.k.narrow(2, 0, cache.length));
+      nv.narrow(2, 0, cache.length).copy_(cache.v.narrow(2, 0, cache.length));
+    }
+    cache.k = nk;
+    cache.v = nv;
+  }
+  cache.k.narrow(2, cache.length, T).copy_(k);
+  cache.v.narrow(2, cache.length, T).copy_(v);
+  cache.length = need;
+  return {cache.k.narrow(2, 0, need), cache.v.narrow(2, 0, need)};
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const MixerContext& ctx) {
+  HYLA_CHECK(x.dim() == 3, "layer {} attention: input must be [batch, time, hidden], got {}", layer_, x.sizes());
+  int64_t B = x.size(0), T = x.size(1);
+  auto q = q_proj(x).view({B, T, n_heads_, head_dim_});
+  auto k = k_proj(x).view({B, T, n_kv_, head_dim_});
+  auto v = v_proj(x).view({B, T, n_kv_, head_dim_});
+  if (!q_norm.is_empty()) {
+    q = q_norm(q);
+    k = k_norm(k);
+  }
+  if (!nope_) {
+    auto [cos, sin] = rotary_.cos_sin(ctx.positions);
+    q = apply_rotary(q, cos, sin);
+    k = apply_rotary(k, cos, sin);
+  }
+  if (logn_base_ > 0) {
+    // HyPE length scaling of queries: s_t = ln(t + a) / ln(a) (hypenet.md).
+    auto t = ctx.positions.to(torch::kFloat32);
+    auto s = (torch::log(t + logn_base_) / std::log(logn_base_)).to(q.dtype());
+    q = q * s.view({-1, 1, 1}).expand({T, 1, 1});
+  }
+  q = q.transpose(1, 2);  // [B, H, T, D]
+  k = k.transpose(1, 2);
+  v = v.transpose(1, 2);
+  int64_t past = 0;
+  if (ctx.cache) {
+    past = ctx.cache->length;
+    std::tie(k, v) = append_to_cache(*ctx.cache, k, v);
+  }
+  int64_t tk = k.size(2);
+  bool plain_causal = past == 0 && window_ == 0 && !ctx.cu_seqlens.defined();
+  torch::Tensor out;
+  if (plain_causal) {
+    out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, n_kv_ != n_heads_);
+  } else if (T == 1 && window_ == 0 && !ctx.cu_seqlens.defined()) {
+    out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, std::nullopt, n_kv_ != n_heads_);
+  } else {
+    auto mask = attention_mask(past, T, tk, window_, ctx.cu_seqlens, x.device());
+    out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt, n_kv_ != n_heads_);
+  }
+  out = out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_});
+  return o_proj(out);
+}
+
+}  // namespace hyla::model

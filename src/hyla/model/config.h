@@ -1,0 +1,62 @@
+// The decoder's configuration, read from / written to an HF `config.json`.
+//
+// One struct covers the Llama, Qwen2 and Qwen3 families and hyla's hybrids: what
+// differs between them is data (attention bias, QK-norm, tied head, rope scaling,
+// per-layer mixer kinds), not code paths.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "hyla/model/rope.h"
+
+namespace hyla::model {
+
+struct ModelConfig {
+  std::string model_type = "llama";  // llama | qwen2 | qwen3 | hyla_hybrid
+  std::string architecture = "LlamaForCausalLM";
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  RopeParams rope;
+  bool attention_bias = false;    // bias on q/k/v (Qwen2: true)
+  bool attention_out_bias = false;  // bias on o_proj (Llama's attention_bias covers o too)
+  bool mlp_bias = false;
+  bool qk_norm = false;           // Qwen3: RMSNorm over head_dim on q and k before RoPE
+  bool tie_word_embeddings = false;
+  int64_t sliding_window = 0;     // for "sliding_attention" layers; 0 = none
+  std::string torch_dtype = "float32";
+  std::vector<int64_t> bos_token_id, eos_token_id;
+  // Per layer: "full_attention", "sliding_attention", or a linear mixer kind
+  // ("gdn", "dsla", "hypenet"). Empty means all full attention.
+  std::vector<std::string> layer_types;
+  // Hybrid-only settings (mixer hyper-parameters, HyPE), kept as JSON so that the
+  // mixer factory owns their schema.
+  nlohmann::json linear_config = nlohmann::json::object();
+  // HyPE: attention layers use no RoPE and scale queries by log(t+a)/log(a) (hypenet.md).
+  bool attention_nope = false;
+  double attention_logn_base = 0.0;  // a; 0 = no length scaling
+
+  // Reads and validates; errors name the file and the field.
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& label);
+  static ModelConfig load(const std::filesystem::path& dir_or_file);
+  nlohmann::json to_json() const;
+  void save(const std::filesystem::path& dir) const;
+
+  std::string layer_type(int64_t layer) const;
+  bool is_attention_layer(int64_t layer) const;
+  int64_t num_params() const;  // computed from shapes (the teacher's layers)
+  // Bytes of KV cache one token costs in attention layers, for element size `elem`.
+  int64_t kv_bytes_per_token(int64_t elem) const;
+  void validate(const std::string& label) const;
+};
+
+}  // namespace hyla::model

@@ -1,0 +1,169 @@
+#include "hyla/model/decoder.h"
+
+#include <set>
+
+#include "hyla/io/safetensors.h"
+#include "hyla/model/attention.h"
+#include "hyla/util/error.h"
+#include "hyla/util/log.h"
+
+namespace hyla::model {
+namespace fs = std::filesystem;
+
+namespace {
+LinearMixerFactory& linear_factory() {
+  static LinearMixerFactory f;
+  return f;
+}
+}  // namespace
+
+void set_linear_mixer_factory(LinearMixerFactory f) { linear_factory() = std::move(f); }
+
+Mixer build_mixer(const ModelConfig& c, int64_t layer) {
+  std::string kind = c.layer_type(layer);
+  if (kind == "full_attention" || kind == "sliding_attention") {
+    std::shared_ptr<MixerImpl> attn = std::make_shared<AttentionImpl>(c, layer);
+    return Mixer(attn);
+  }
+  HYLA_CHECK(static_cast<bool>(linear_factory()), "layer {}: linear mixer \"{}\" requested but no mixer registry is linked",
+             layer, kind);
+  return linear_factory()(kind, c, layer);
+}
+
+std::string DecoderLayerImpl::mixer_name(const std::string& kind) {
+  return kind == "full_attention" || kind == "sliding_attention" ? "self_attn" : "linear_attn";
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t layer) {
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  set_mixer(build_mixer(c, layer));
+  mlp = register_module("mlp", Mlp(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+void DecoderLayerImpl::set_mixer(Mixer m) {
+  if (!mixer_name_.empty()) unregister_module(mixer_name_);
+  mixer_name_ = mixer_name(m->kind());
+  mixer_ = register_module(mixer_name_, m);
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const MixerContext& ctx, torch::Tensor* mixer_out) {
+  auto h = mixer_->forward(input_layernorm(x), ctx);
+  if (mixer_out) *mixer_out = h;
+  auto y = x + h;
+  return y + mlp(post_attention_layernorm(y));
+}
+
+CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
+  body_ = register_module("model", std::make_shared<torch::nn::Module>());
+  embed_tokens = body_->register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  auto list = body_->register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    layers_.push_back(DecoderLayer(c, i));
+    list->push_back(layers_.back());
+  }
+  norm = body_->register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", make_linear(c.hidden_size, c.vocab_size, false));
+}
+
+torch::Tensor CausalLMImpl::embed(const torch::Tensor& ids) { return embed_tokens(ids); }
+
+torch::Tensor CausalLMImpl::head(const torch::Tensor& h) {
+  return lm_head.is_empty() ? torch::nn::functional::linear(h, embed_tokens->weight) : lm_head(h);
+}
+
+torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const ForwardOptions& opt) {
+  HYLA_CHECK(ids.dim() == 2, "input_ids must be [batch, time], got {}", ids.sizes());
+  HYLA_CHECK(!opt.cu_seqlens.defined() || ids.size(0) == 1, "packed sequences (cu_seqlens) need batch 1");
+  int64_t T = ids.size(1);
+  int64_t start = opt.cache ? opt.cache->position : 0;
+  MixerContext ctx;
+  ctx.cu_seqlens = opt.cu_seqlens;
+  auto dev = ids.device();
+  if (opt.cu_seqlens.defined()) {
+    // Positions restart at every packed sequence.
+    auto idx = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(dev));
+    auto bounds = opt.cu_seqlens.to(dev);
+    auto seq = torch::searchsorted(bounds.narrow(0, 1, bounds.size(0) - 1), idx, false, true);
+    ctx.positions = idx - bounds.index_select(0, seq);
+  } else {
+    ctx.positions = torch::arange(start, start + T, torch::TensorOptions().dtype(torch::kInt64).device(dev));
+  }
+  auto h = embed(ids);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    ctx.cache = opt.cache ? &opt.cache->layers[i] : nullptr;
+    torch::Tensor mo;
+    h = layers_[i]->forward(h, ctx, opt.mixer_outputs ? &mo : nullptr);
+    if (opt.mixer_outputs) opt.mixer_outputs->push_back(mo);
+    if (opt.hidden_states) opt.hidden_states->push_back(h);
+  }
+  if (opt.cache) opt.cache->position += T;
+  h = norm(h);
+  if (!opt.compute_logits) return h;
+  if (opt.logits_last_n > 0 && opt.logits_last_n < T) h = h.narrow(1, T - opt.logits_last_n, opt.logits_last_n);
+  return head(h);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> CausalLMImpl::state_tensors() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& p : named_parameters(true)) out.emplace_back(p.key(), p.value());
+  for (auto& b : named_buffers(true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+int64_t CausalLMImpl::num_parameters() const {
+  int64_t n = 0;
+  for (auto& p : parameters(true)) n += p.numel();
+  return n;
+}
+
+torch::ScalarType dtype_from_name(const std::string& n) {
+  if (n == "float32" || n == "fp32" || n == "f32") return torch::kFloat32;
+  if (n == "bfloat16" || n == "bf16") return torch::kBFloat16;
+  if (n == "float16" || n == "fp16" || n == "f16") return torch::kFloat16;
+  if (n == "float64" || n == "fp64") return torch::kFloat64;
+  fail("unknown dtype \"{}\" (have: float32, bfloat16, float16, float64)", n);
+}
+
+CausalLM load_causal_lm(const fs::path& dir, torch::Device device, std::optional<torch::ScalarType> dtype) {
+  auto config = ModelConfig::load(dir);
+  torch::NoGradGuard no_grad;
+  CausalLM m(config);
+  auto store = io::TensorStore::open(dir);
+  std::set<std::string> used;
+  for (auto& p : m->named_parameters(true)) {
+    const std::string& name = p.key();
+    HYLA_CHECK(store.has(name), "checkpoint {}: missing tensor {}", dir.string(), name);
+    auto t = store.load(name);
+    HYLA_CHECK(t.sizes() == p.value().sizes(), "checkpoint {}: tensor {} has shape {} but the config implies {}",
+               dir.string(), name, t.sizes(), p.value().sizes());
+    p.value().copy_(t);
+    used.insert(name);
+  }
+  for (auto& name : store.names()) {
+    if (used.count(name)) continue;
+    bool benign = name == "lm_head.weight" && config.tie_word_embeddings;  // some writers keep the tied copy
+    benign = benign || name.find("rotary_emb.inv_freq") != std::string::npos;  // old HF buffers
+    HYLA_CHECK(benign, "checkpoint {}: unexpected tensor {} (not part of a {} model with this config)", dir.string(),
+               name, config.model_type);
+  }
+  m->to(device, dtype.value_or(torch::kFloat32));
+  m->eval();
+  return m;
+}
+
+void save_causal_lm(CausalLM& m, const fs::path& dir, uint64_t max_shard_bytes, std::optional<torch::ScalarType> dtype) {
+  fs::create_directories(dir);
+  io::NamedTensors tensors;
+  for (auto& [name, t] : m->state_tensors()) {
+    auto c = t.detach().to(torch::kCPU);
+    if (dtype) c = c.to(*dtype);
+    tensors.emplace_back(name, c.contiguous());
+  }
+  auto config = m->config();
+  if (dtype) config.torch_dtype = *dtype == torch::kBFloat16 ? "bfloat16" : *dtype == torch::kFloat16 ? "float16" : "float32";
+  io::save_checkpoint_tensors(dir, tensors, max_shard_bytes);
+  config.save(dir);
+}
+
+}  // namespace hyla::model

@@ -1,0 +1,34 @@
+// The small building blocks of a Llama-style decoder: RMSNorm and the SwiGLU MLP,
+// with Hugging Face's parameter names so checkpoints load 1:1.
+#pragma once
+#include <torch/torch.h>
+
+namespace hyla::model {
+
+// y = w * (x / sqrt(mean(x^2) + eps)), statistics in float32, result cast back to x's
+// dtype before the weight multiply (as transformers' LlamaRMSNorm).
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x) { return rms_norm(x, weight, eps_); }
+  torch::Tensor weight;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+// down(SiLU(gate(x)) * up(x)).
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t hidden, int64_t intermediate, bool bias);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias);
+
+}  // namespace hyla::model

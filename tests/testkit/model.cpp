@@ -1,0 +1,100 @@
+// Test entry points for the decoder: logits of given ids, greedy generation, and
+// prefill+decode logits, written as raw float32 files the Python oracle tests read.
+#include <cstdio>
+#include <fstream>
+
+#include "../../tools/hyla/command.h"
+#include "hyla/model/decoder.h"
+#include "hyla/model/generate.h"
+#include "hyla/util/error.h"
+
+namespace {
+
+// "1,2,3;4,5,6" -> [[1,2,3],[4,5,6]]
+torch::Tensor parse_ids(const std::string& s) {
+  std::vector<std::vector<int64_t>> rows(1);
+  std::string num;
+  auto flush = [&] {
+    if (!num.empty()) rows.back().push_back(std::stoll(num));
+    num.clear();
+  };
+  for (char c : s) {
+    if (c == ',') flush();
+    else if (c == ';') { flush(); rows.emplace_back(); }
+    else num += c;
+  }
+  flush();
+  std::vector<int64_t> flat;
+  for (auto& r : rows) {
+    HYLA_CHECK(r.size() == rows[0].size(), "--ids rows must have equal length");
+    flat.insert(flat.end(), r.begin(), r.end());
+  }
+  return torch::tensor(flat, torch::kInt64).view({(int64_t)rows.size(), (int64_t)rows[0].size()});
+}
+
+void write_raw(const std::string& path, const torch::Tensor& t) {
+  auto c = t.to(torch::kFloat32).contiguous().to(torch::kCPU);
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * sizeof(float));
+}
+
+struct Args {
+  std::string model, ids, out, dtype = "float32", mode = "full";
+  int64_t n = 32, split = 0;
+};
+
+hyla::cli::Register logits("lm-logits", "logits of --ids; --mode full|decode (prefill `split` then 1-token steps)",
+                           [](CLI::App& app) {
+  auto a = std::make_shared<Args>();
+  app.add_option("--model", a->model)->required();
+  app.add_option("--ids", a->ids)->required();
+  app.add_option("--out", a->out)->required();
+  app.add_option("--dtype", a->dtype);
+  app.add_option("--mode", a->mode);
+  app.add_option("--split", a->split);
+  return [=]() {
+    auto m = hyla::model::load_causal_lm(a->model, torch::kCPU, hyla::model::dtype_from_name(a->dtype));
+    auto ids = parse_ids(a->ids);
+    torch::NoGradGuard ng;
+    torch::Tensor logits;
+    if (a->mode == "full") {
+      logits = m->forward(ids);
+    } else {
+      // Prefill the first `split` tokens, then feed the rest one at a time.
+      auto cache = m->new_cache();
+      hyla::model::ForwardOptions fo;
+      fo.cache = &cache;
+      std::vector<torch::Tensor> parts;
+      int64_t split = std::max<int64_t>(1, a->split);
+      parts.push_back(m->forward(ids.narrow(1, 0, split), fo));
+      for (int64_t t = split; t < ids.size(1); ++t) parts.push_back(m->forward(ids.narrow(1, t, 1), fo));
+      logits = torch::cat(parts, 1);
+    }
+    write_raw(a->out, logits);
+    std::printf("%s\n", nlohmann::json({{"shape", logits.sizes().vec()}}).dump().c_str());
+    return 0;
+  };
+});
+
+hyla::cli::Register gen("lm-generate", "greedy ids after --ids (prints JSON)", [](CLI::App& app) {
+  auto a = std::make_shared<Args>();
+  app.add_option("--model", a->model)->required();
+  app.add_option("--ids", a->ids)->required();
+  app.add_option("-n", a->n);
+  app.add_option("--dtype", a->dtype);
+  return [=]() {
+    auto m = hyla::model::load_causal_lm(a->model, torch::kCPU, hyla::model::dtype_from_name(a->dtype));
+    hyla::model::GenerateOptions go;
+    go.max_new_tokens = a->n;
+    auto r = hyla::model::generate(m, parse_ids(a->ids), go);
+    std::vector<std::vector<int64_t>> rows;
+    for (int64_t b = 0; b < r.tokens.size(0); ++b) {
+      auto row = r.tokens[b].contiguous();
+      rows.emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+    }
+    std::printf("%s\n", nlohmann::json(rows).dump().c_str());
+    return 0;
+  };
+});
+
+}  // namespace
