@@ -41,8 +41,8 @@ int run_prepare(PrepareArgs& a) {
   for (auto& [name, s] : m.splits)
     log::info("{}: {} documents, {} tokens in {} shard(s)", name, s.documents, s.tokens,
               s.shards.size());
-  log::info("wrote {} ({} tokens per shard entry, dtype {})", (a.opt.out_dir / "manifest.json").string(),
-            data::dtype_bytes(m.dtype), data::dtype_name(m.dtype));
+  log::info("wrote {} (tokens as {})", (a.opt.out_dir / "manifest.json").string(),
+            data::dtype_name(m.dtype));
   return 0;
 }
 
@@ -108,6 +108,7 @@ int run_synth(SynthArgs& a) {
   }
   std::ostream& out = a.out.empty() ? std::cout : file;
   ProgressBar bar("synth " + a.task, a.count, "samples");
+  bar.set_enabled(a.task != "mqar");  // MQAR is instant; prompts with a search are not
   for (int64_t i = 0; i < a.count; ++i) {
     uint64_t seed = data::derive_seed(a.seed, static_cast<uint64_t>(i));
     data::SyntheticSample s;
