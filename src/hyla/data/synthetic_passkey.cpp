@@ -51,21 +51,34 @@ SyntheticSample passkey_sample(const PasskeyConfig& c, const io::Tokenizer& tok,
   int64_t n = largest_fitting(tokens_for, budget, std::max<int64_t>(1, 5 * budget / per_block));
   HYLA_CHECK(n >= 0, "passkey: length {} tokens is too short for the task text",
              c.length_tokens);
-  for (;; --n) {
-    // Random depth: uniform over the n + 1 sentence boundaries (the reference draws
-    // its prefix length uniformly in characters).
-    int64_t before = c.depth < 0 ? std::min<int64_t>(static_cast<int64_t>(u * (n + 1)), n)
-                                 : static_cast<int64_t>(std::llround(c.depth * n));
-    SyntheticSample s;
-    s.prompt = prompt_text(key, before, n - before);
-    std::vector<int32_t> ids = tok.encode(s.prompt, c.add_special);
-    if (static_cast<int64_t>(ids.size()) > budget && n > 0) continue;
-    s.answer_text = fmt::format(" {}.", key);
-    s.answers = {std::to_string(key)};
-    s.depth = n > 0 ? static_cast<double>(before) / n : 0;
-    set_prompt_and_answer(s, std::move(ids), tok.encode(s.answer_text));
-    return s;
+  // Random depth: uniform over the n + 1 sentence boundaries (the reference draws its
+  // prefix length uniformly in characters).
+  auto build = [&](int64_t n_filler, SyntheticSample& s) {
+    int64_t before = c.depth < 0 ? std::min<int64_t>(static_cast<int64_t>(u * (n_filler + 1)), n_filler)
+                                 : static_cast<int64_t>(std::llround(c.depth * n_filler));
+    s.prompt = prompt_text(key, before, n_filler - before);
+    s.depth = n_filler > 0 ? static_cast<double>(before) / n_filler : 0;
+    return tok.encode(s.prompt, c.add_special);
+  };
+  SyntheticSample s;
+  std::vector<int32_t> ids = build(n, s);
+  bool shrunk = false;
+  while (static_cast<int64_t>(ids.size()) > budget && n > 0) {
+    ids = build(--n, s);
+    shrunk = true;
   }
+  while (!shrunk) {  // splitting the filler can save a token or two: use them
+    SyntheticSample bigger;
+    std::vector<int32_t> more = build(n + 1, bigger);
+    if (static_cast<int64_t>(more.size()) > budget) break;
+    ++n;
+    s = std::move(bigger);
+    ids = std::move(more);
+  }
+  s.answer_text = fmt::format(" {}.", key);
+  s.answers = {std::to_string(key)};
+  set_prompt_and_answer(s, std::move(ids), tok.encode(s.answer_text));
+  return s;
 }
 
 int64_t passkey_key(const SyntheticSample& s) {
