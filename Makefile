@@ -37,11 +37,16 @@ test: build
 demo: build
 	@scripts/demo.sh $(BUILD)/hyla
 
+# libFuzzer on the safetensors header parser (clang, ASan+UBSan, no LibTorch linked).
+# New inputs go to build-fuzz/corpus_safetensors; the seeds in tests/fuzz stay as they are.
+FUZZ_SECONDS ?= 60
 fuzz: setup
 	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DHYLA_FUZZ=ON \
 	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_safetensors
-	./build-fuzz/fuzz_safetensors -runs=200000 tests/fuzz/corpus_safetensors || true
+	mkdir -p build-fuzz/corpus_safetensors
+	./build-fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/safetensors.dict \
+	  build-fuzz/corpus_safetensors tests/fuzz/corpus_safetensors
 
 clean:
 	rm -rf $(BUILD) build-fuzz

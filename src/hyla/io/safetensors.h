@@ -18,29 +18,17 @@
 #include <string>
 #include <vector>
 
+#include "hyla/io/safetensors_header.h"
+
 namespace hyla::io {
 
-// The parsed, validated description of one tensor in a file.
-struct TensorInfo {
-  std::string name;
-  std::string dtype;             // "F32", "BF16", ... as written in the file
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;   // byte range inside the data buffer
-};
+// TensorInfo, SafetensorsHeader, parse_safetensors_header, safetensors_dtype_size:
+// see safetensors_header.h (no LibTorch types there, so the fuzzer builds without it).
 
-// Header parsing alone, with no LibTorch types: this is what the fuzzer drives.
-// `file_size` is the size of the whole file; `label` names it in errors.
-struct SafetensorsHeader {
-  std::vector<TensorInfo> tensors;  // in file order
-  std::map<std::string, std::string> metadata;
-  uint64_t data_start = 0;          // 8 + N
-};
-SafetensorsHeader parse_safetensors_header(std::span<const uint8_t> file_bytes,
-                                           const std::string& label);
-
-// Element size in bytes of a safetensors dtype name; throws on an unknown name.
-size_t safetensors_dtype_size(const std::string& dtype, const std::string& label);
+// Torch dtype of a safetensors dtype name; throws naming `label` for unknown names and for
+// dtypes LibTorch cannot hold unpacked (F4, F6_*).
 torch::ScalarType to_torch_dtype(const std::string& dtype, const std::string& label);
+// Safetensors dtype name of a torch dtype; throws for types safetensors cannot store.
 std::string from_torch_dtype(torch::ScalarType t);
 
 // One memory-mapped .safetensors file.
@@ -55,7 +43,9 @@ class SafetensorsFile {
   const TensorInfo& info(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
   // A CPU tensor viewing the mapped bytes (kept alive by the returned tensor), or a
-  // copy if `copy` is true. Throws naming the file and tensor if absent.
+  // copy if `copy` is true or the bytes are not aligned for the dtype. The mapping is
+  // private: writing into a view never changes the file. Throws naming the file and
+  // tensor if absent, of a dtype LibTorch cannot hold, or (BOOL) holding bytes not 0/1.
   torch::Tensor load(const std::string& name, bool copy = false) const;
 
  private:
