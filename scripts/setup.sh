@@ -11,7 +11,8 @@ venv="$cache/venv"
 mkdir -p "$cache"
 
 debs=(cmake ninja-build g++ ccache pkg-config nlohmann-json3-dev libcli11-dev
-      libgtest-dev libpcre2-dev libtomlplusplus-dev libgloo-dev iproute2)
+      libgtest-dev libpcre2-dev libtomlplusplus-dev libgloo-dev iproute2
+      libicu-dev)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
