@@ -20,10 +20,17 @@ void require(bool ok) {
   if (!ok) std::abort();
 }
 
-// Accepted headers: each tensor's byte count matches dtype x shape, and sorted by offset
-// the tensors tile the data buffer exactly.
-void check(const hyla::io::SafetensorsHeader& h, size_t size) {
+// Accepted headers: the header bytes are one JSON object; each tensor's byte count matches
+// dtype x shape, and sorted by offset the tensors tile the data buffer exactly.
+void check(const hyla::io::SafetensorsHeader& h, const uint8_t* data, size_t size) {
   require(h.data_start >= 8 && h.data_start <= size);
+  // The whole header was JSON: an object, no NUL, nothing but whitespace around it.
+  size_t lo = 8, hi = h.data_start;
+  auto space = [](uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (lo < hi && space(data[lo])) ++lo;
+  while (hi > lo && space(data[hi - 1])) --hi;
+  require(hi - lo >= 2 && data[lo] == '{' && data[hi - 1] == '}');
+  require(std::find(data + 8, data + h.data_start, uint8_t(0)) == data + h.data_start);
   const uint64_t data_size = size - h.data_start;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const auto& t : h.tensors) {
@@ -51,7 +58,7 @@ void check(const hyla::io::SafetensorsHeader& h, size_t size) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     auto h = hyla::io::parse_safetensors_header(std::span<const uint8_t>(data, size), "fuzz.safetensors");
-    check(h, size);
+    check(h, data, size);
   } catch (const hyla::Error& e) {
     require(e.what()[0] != '\0');
     (void)nlohmann::json(std::string(e.what())).dump();  // throws (a crash) on invalid UTF-8
