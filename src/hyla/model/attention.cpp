@@ -73,9 +73,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const MixerContext&
     k = k_norm(k);
   }
   if (!nope_) {
-    auto [cos, sin] = rotary_.cos_sin(ctx.positions);
-    q = apply_rotary(q, cos, sin);
-    k = apply_rotary(k, cos, sin);
+    if (!ctx.rope_cos.defined()) std::tie(ctx.rope_cos, ctx.rope_sin) = rotary_.cos_sin(ctx.positions);
+    q = apply_rotary(q, ctx.rope_cos, ctx.rope_sin);
+    k = apply_rotary(k, ctx.rope_cos, ctx.rope_sin);
   }
   if (logn_base_ > 0) {
     // HyPE length scaling of queries: s_t = ln(t + a) / ln(a) (hypenet.md).
@@ -86,6 +86,19 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const MixerContext&
   q = q.transpose(1, 2);  // [B, H, T, D]
   k = k.transpose(1, 2);
   v = v.transpose(1, 2);
+  if (ctx.cache && ctx.static_cache) {
+    // K/V written at their positions in the preallocated buffers; keys beyond a query's
+    // position are masked. Every shape is fixed, so this step can be graph-captured.
+    auto& c = *ctx.cache;
+    HYLA_CHECK(c.k.defined() && c.k.size(0) == B, "layer {}: static KV cache not allocated for batch {}", layer_, B);
+    c.k.index_copy_(2, ctx.positions, k);
+    c.v.index_copy_(2, ctx.positions, v);
+    auto kpos = torch::arange(c.k.size(2), ctx.positions.options());
+    auto mask = kpos.unsqueeze(0) <= ctx.positions.unsqueeze(1);
+    if (window_ > 0) mask = mask.logical_and(ctx.positions.unsqueeze(1) - kpos.unsqueeze(0) < window_);
+    auto out = at::scaled_dot_product_attention(q, c.k, c.v, mask, 0.0, false, std::nullopt, n_kv_ != n_heads_);
+    return o_proj(out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_}));
+  }
   int64_t past = 0;
   if (ctx.cache) {
     past = ctx.cache->length;

@@ -80,7 +80,10 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const ForwardOptio
   MixerContext ctx;
   ctx.cu_seqlens = opt.cu_seqlens;
   auto dev = ids.device();
-  if (opt.cu_seqlens.defined()) {
+  ctx.static_cache = opt.static_cache;
+  if (opt.positions.defined()) {
+    ctx.positions = opt.positions;
+  } else if (opt.cu_seqlens.defined()) {
     // Positions restart at every packed sequence.
     auto idx = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(dev));
     auto bounds = opt.cu_seqlens.to(dev);

@@ -50,6 +50,10 @@ struct ForwardOptions {
   std::vector<torch::Tensor>* mixer_outputs = nullptr;  // per layer mixer output
   bool compute_logits = true;         // false: return the final hidden state
   int64_t logits_last_n = 0;          // >0: logits of the last n positions only
+  // Static-shape decoding (see MixerContext::static_cache): positions come from this
+  // device tensor [T] instead of the cache's host counter.
+  bool static_cache = false;
+  torch::Tensor positions;
 };
 
 class CausalLMImpl : public torch::nn::Module {

@@ -19,6 +19,14 @@ struct MixerContext {
   torch::Tensor cu_seqlens;
   // Decode cache of this layer, or nullptr for a stateless full-sequence forward.
   LayerCache* cache = nullptr;
+  // Static-shape decoding (CUDA graphs): attention caches are preallocated to their
+  // full capacity, new K/V are written at `positions` and attention runs over the whole
+  // buffer under a mask, so no shape depends on how many tokens were seen. Linear
+  // mixers must then update their state tensors in place.
+  bool static_cache = false;
+  // cos/sin for `positions`, computed by the first layer that needs them and reused by
+  // the others (all attention layers share one rotary setup).
+  mutable torch::Tensor rope_cos, rope_sin;
 };
 
 class MixerImpl : public torch::nn::Module {

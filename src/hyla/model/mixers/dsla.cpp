@@ -1,6 +1,7 @@
 #include "hyla/model/mixers/dsla.h"
 
 #include "hyla/ops/gated_linear.h"
+#include "hyla/ops/recurrence.h"
 #include "hyla/util/error.h"
 
 namespace hyla::model {
@@ -36,7 +37,7 @@ int64_t DualStateLinearAttentionImpl::state_bytes(int64_t) const {
 std::pair<torch::Tensor, torch::Tensor> DualStateLinearAttentionImpl::gates(const torch::Tensor& x) const {
   auto shape = std::vector<int64_t>{x.size(0), x.size(1), c_.n_heads, c_.head_k_dim};
   auto gate = [&](const torch::nn::Linear& proj) {
-    auto z = torch::log_sigmoid(proj->forward(x).to(torch::kFloat32)) / c_.gate_logit_normalizer;
+    auto z = torch::log_sigmoid(torch::nn::functional::linear(x, proj->weight, proj->bias).to(ops::compute_dtype(x))) / c_.gate_logit_normalizer;
     return z.clamp_min(c_.gate_clamp_min).view(shape);
   };
   return {gate(gk_proj), gate(gk_proj2)};

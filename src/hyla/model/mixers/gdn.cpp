@@ -68,10 +68,11 @@ torch::Tensor GatedDeltaNetImpl::forward(const torch::Tensor& x, const MixerCont
   // Step 2: L2-normalise q, k per head (eps inside the root); the scale dk^(-1/2) is the op's.
   q = ops::l2_normalize(q, 1e-6);
   k = ops::l2_normalize(k, 1e-6);
-  // Steps 3–4, in float32: g = −exp(A_log)·softplus(W_a x + dt_bias), β = σ(W_b x) (or 2σ).
-  auto g = -A_log.to(torch::kFloat32).exp() *
-           torch::softplus(a_proj(x).to(torch::kFloat32) + dt_bias.to(torch::kFloat32));
-  auto beta = torch::sigmoid(b_proj(x).to(torch::kFloat32));
+  // Steps 3–4, in float32 (float64 stays): g = −exp(A_log)·softplus(W_a x + dt_bias),
+  // β = σ(W_b x) (or 2σ).
+  auto gt = ops::compute_dtype(x);
+  auto g = -A_log.to(gt).exp() * torch::softplus(a_proj(x).to(gt) + dt_bias.to(gt));
+  auto beta = torch::sigmoid(b_proj(x).to(gt));
   if (c_.allow_neg_eigval) beta = beta * 2;
   // Step 5–6: the recurrence; a single decoded token takes the step form.
   auto S0 = cached_state(ctx, "S");

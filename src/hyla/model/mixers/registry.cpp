@@ -17,9 +17,10 @@ bool is_linear_mixer_kind(const std::string& kind) {
 }
 
 Mixer make_mixer(const std::string& kind, const MixerConfig& c) {
-  if (kind == "gdn") return Mixer(GatedDeltaNet(c).ptr());
-  if (kind == "dsla") return Mixer(DualStateLinearAttention(c).ptr());
-  if (kind == "hypenet" || kind == "lightning") return Mixer(LightningAttention(c).ptr());
+  auto hold = [](std::shared_ptr<MixerImpl> m) { return Mixer(std::move(m)); };
+  if (kind == "gdn") return hold(std::make_shared<GatedDeltaNetImpl>(c));
+  if (kind == "dsla") return hold(std::make_shared<DualStateLinearAttentionImpl>(c));
+  if (kind == "hypenet" || kind == "lightning") return hold(std::make_shared<LightningAttentionImpl>(c));
   fail("{}: unknown linear mixer kind \"{}\" (have: gdn, dsla, hypenet)", c.name, kind);
 }
 
