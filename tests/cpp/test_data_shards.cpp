@@ -111,6 +111,7 @@ TEST_F(DataTmp, Uint32ShardsAndManifestChecks) {
   EXPECT_EQ(back.to_json(), m.to_json());
   auto ds = TokenDataset::open(dir(), "val");
   EXPECT_EQ(ds->document(0), (std::vector<int32_t>{100000, 5, 151643}));
+  EXPECT_EQ(TokenDataset::open(dir(), "validation")->total_tokens(), 3);
   EXPECT_THROW(TokenDataset::open(dir(), "train"), hyla::Error);
   // A manifest that disagrees with the shard is caught.
   m.splits["val"].shards[0].tokens = 4;

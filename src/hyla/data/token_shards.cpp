@@ -234,7 +234,8 @@ void TokenShard::copy(int64_t start, int64_t n, int64_t* out) const {
 std::shared_ptr<TokenDataset> TokenDataset::open(const fs::path& dir, const std::string& split) {
   auto ds = std::make_shared<TokenDataset>();
   ds->manifest_ = Manifest::load(dir);
-  auto it = ds->manifest_.splits.find(split);
+  // "validation" is accepted for the manifest's "val" (both names are in use).
+  auto it = ds->manifest_.splits.find(split == "validation" ? "val" : split);
   HYLA_CHECK(it != ds->manifest_.splits.end(), "{}: the corpus has no split \"{}\"",
              dir.string(), split);
   ds->doc_starts_.push_back(0);

@@ -110,7 +110,8 @@ class TokenShard {
   int bytes_ = 2;
 };
 
-// All shards of one split of a prepared corpus, checked against the manifest.
+// All shards of one split ("train", or "val", also opened as "validation") of a
+// prepared corpus, checked against the manifest.
 class TokenDataset {
  public:
   static std::shared_ptr<TokenDataset> open(const std::filesystem::path& dir,
