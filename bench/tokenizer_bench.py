@@ -106,7 +106,7 @@ def main():
     ap.add_argument("--results", action="store_true", help="write bench/RESULTS.md section")
     args = ap.parse_args()
     text_path = bench_text(args.mb)
-    text = text_path.read_text()
+    text = text_path.read_bytes().decode("utf-8")  # no newline translation: hyla reads bytes
     nbytes = len(text.encode())
     rows = []
     for style in args.styles.split(","):
