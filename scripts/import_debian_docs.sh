@@ -13,9 +13,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cache="${HYLA_CACHE:-$HOME/.cache/hyla}/corpora"
 if [[ "${1:-}" == "--cache" ]]; then cache="$2"; shift 2; fi
 # General + technical English: the Python manual, the Linux kernel documentation,
-# Perl's manual pages, and the Collaborative International Dictionary of English.
+# Perl's manual pages, the Collaborative International Dictionary of English, and
+# the PostgreSQL manual.
 packages=("$@")
-((${#packages[@]})) || packages=(python3.11-doc linux-doc-6.1 perl-doc dict-gcide)
+((${#packages[@]})) || packages=(python3.11-doc linux-doc-6.1 perl-doc dict-gcide postgresql-doc-15)
 
 debs="$cache/debs" out="$cache/debian-docs"
 mkdir -p "$debs" "$out"
