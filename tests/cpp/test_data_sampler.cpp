@@ -151,3 +151,19 @@ TEST_F(DataSampler, SyntheticShareMixesMaskedSamples) {
   BatchSampler first(ds, o, [&](uint64_t seed) { return mqar_sample(mc, seed); });
   EXPECT_TRUE(torch::equal(again.next().input, first.next().input));
 }
+
+TEST_F(DataSampler, PositionCarriesAcrossWorldSizes) {
+  // `index` counts global slots: 2 ranks × 3 rows resumed as 1 rank × 6 rows read the
+  // same windows, and a position past the epoch's last full step starts the next epoch.
+  BatchSampler two0(ds, {.seq_len = 16, .batch_size = 3, .seed = 2, .rank = 0, .world_size = 2});
+  BatchSampler two1(ds, {.seq_len = 16, .batch_size = 3, .seed = 2, .rank = 1, .world_size = 2});
+  for (int i = 0; i < 5; ++i) { two0.next(); two1.next(); }
+  auto w0 = two0.peek_windows(), w1 = two1.peek_windows();
+  w0.insert(w0.end(), w1.begin(), w1.end());
+  BatchSampler one(ds, {.seq_len = 16, .batch_size = 6, .seed = 2});
+  one.set_position(two0.position());
+  EXPECT_EQ(one.peek_windows(), w0);
+  one.set_position({0, one.num_windows() - 1});
+  EXPECT_EQ(one.position(), (DataPosition{1, 0}));
+  EXPECT_THROW(one.set_position({0, one.num_windows() + 1}), hyla::Error);
+}

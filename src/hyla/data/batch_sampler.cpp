@@ -49,12 +49,15 @@ int64_t BatchSampler::steps_per_epoch() const {
 }
 
 void BatchSampler::set_position(const DataPosition& p) {
+  // `index` counts global slots, so a position saved at one world size (or batch size)
+  // is valid at another: the next step starts at the same slot. A step that no longer
+  // fits the epoch's tail starts the next epoch, as next() would.
   const int64_t step = opt_.batch_size * opt_.world_size;
-  HYLA_CHECK(p.epoch >= 0 && p.index >= 0 && p.index % step == 0 &&
-                 p.index + step <= num_windows_,
-             "data position (epoch {}, index {}) does not fit this corpus and batch shape "
-             "({} windows, {} per step)", p.epoch, p.index, num_windows_, step);
+  HYLA_CHECK(p.epoch >= 0 && p.index >= 0 && p.index <= num_windows_,
+             "data position (epoch {}, index {}) does not fit this corpus ({} windows)", p.epoch,
+             p.index, num_windows_);
   pos_ = p;
+  if (pos_.index + step > num_windows_) pos_ = {p.epoch + 1, 0};
 }
 
 const std::vector<int64_t>& BatchSampler::order(int64_t epoch) const {
