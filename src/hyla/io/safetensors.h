@@ -60,6 +60,9 @@ class SafetensorsFile {
 
 // A checkpoint directory: either one `model.safetensors` or shards listed in
 // `model.safetensors.index.json` ({"weight_map": {name: file}}), or a single file path.
+// As in transformers, model.safetensors wins when both exist. With an index, every tensor
+// of every listed shard is served; a shard that is missing, a name listed twice, a name
+// its shard lacks, or a tensor stored in two shards is an error naming the checkpoint.
 class TensorStore {
  public:
   static TensorStore open(const std::filesystem::path& path);
@@ -83,7 +86,8 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
 
 // Writes `dir/model.safetensors`, or, when the total exceeds `max_shard_bytes`,
 // `model-0000i-of-0000n.safetensors` shards plus `model.safetensors.index.json`
-// (HF layout), each atomically. Returns the files written.
+// (HF layout, huggingface_hub's greedy split), each atomically; then removes files of an
+// earlier save that the new layout does not use. Returns the files written.
 std::vector<std::filesystem::path> save_checkpoint_tensors(
     const std::filesystem::path& dir, const NamedTensors& tensors,
     uint64_t max_shard_bytes = 5ull << 30,
