@@ -4,6 +4,7 @@
 
 #include "hyla/io/safetensors.h"
 #include "hyla/model/attention.h"
+#include "hyla/model/mixers/registry.h"
 #include "hyla/util/error.h"
 #include "hyla/util/log.h"
 
@@ -25,6 +26,8 @@ Mixer build_mixer(const ModelConfig& c, int64_t layer) {
     std::shared_ptr<MixerImpl> attn = std::make_shared<AttentionImpl>(c, layer);
     return Mixer(attn);
   }
+  // Referencing the registry links it into every binary (a static library drops unused objects).
+  if (!linear_factory()) register_linear_mixers();
   HYLA_CHECK(static_cast<bool>(linear_factory()), "layer {}: linear mixer \"{}\" requested but no mixer registry is linked",
              layer, kind);
   return linear_factory()(kind, c, layer);
