@@ -2,6 +2,7 @@
 // sequences equal separate runs, parameter names, the factory, and bad configurations.
 #include <gtest/gtest.h>
 
+#include "hyla/model/decoder.h"
 #include "hyla/model/mixers/dsla.h"
 #include "hyla/model/mixers/gdn.h"
 #include "hyla/model/mixers/hypenet.h"
@@ -227,6 +228,18 @@ TEST(MixerRegistry, ReadsLinearConfigFromTheModel) {
   } catch (const hyla::Error& e) {
     EXPECT_NE(std::string(e.what()).find("num_vheads"), std::string::npos) << e.what();
   }
+}
+
+TEST(MixerRegistry, DecoderBuildsLinearLayersFromLayerTypes) {
+  ModelConfig mc;
+  mc.hidden_size = 32;
+  mc.num_attention_heads = 2;
+  mc.num_key_value_heads = 2;
+  mc.head_dim = 16;
+  mc.layer_types = {"full_attention", "gdn", "dsla", "hypenet"};
+  EXPECT_EQ(build_mixer(mc, 1)->kind(), "gdn");
+  EXPECT_EQ(build_mixer(mc, 2)->kind(), "dsla");
+  EXPECT_EQ(build_mixer(mc, 3)->kind(), "hypenet");
 }
 
 }  // namespace
