@@ -47,12 +47,15 @@ def save(path, **tensors):
 
 
 def run_op(testkit, tmp_path, op, form, chunk=64, tag="", **inputs):
-    """Runs `hyla_testkit mix-op` and returns (o, state)."""
+    """Runs `hyla_testkit mix-op`; returns (o, state), or for form "all" a dict
+    {form: (o, state)} over recurrent, chunked and (unpacked inputs only) step."""
     src, dst = tmp_path / f"in{tag}.safetensors", tmp_path / f"out{tag}.safetensors"
     save(src, **inputs)
     run([testkit, "mix-op", "--op", op, "--form", form, "--chunk", chunk, "--in", src, "--out", dst])
     out = load_file(str(dst))
-    return out["o"], out["state"]
+    if form != "all":
+        return out["o"], out["state"]
+    return {k[2:]: (v, out["state." + k[2:]]) for k, v in out.items() if k.startswith("o.")}
 
 
 def alibi_slopes(n):

@@ -68,8 +68,9 @@ def test_ops_float64_match_fla_naive(testkit_bin, tmp_path, shape):
     ch_o, ch_s = fla_reference(x, naive_chunk64)
     # fla's chunk reference casts its decay mask with `.float()`, so it is float32-exact only.
     assert rel_err(ch_o, ref_o) < 1e-6
-    for form in ("recurrent", "chunked", "step"):
-        o, s = run_op(testkit_bin, tmp_path, "gated_delta", form, tag=form, **x)
+    forms = run_op(testkit_bin, tmp_path, "gated_delta", "all", **x)
+    assert sorted(forms) == ["chunked", "recurrent", "step"]
+    for form, (o, s) in forms.items():
         assert o.dtype == torch.float64
         assert rel_err(o, ref_o) < 1e-10, form
         assert rel_err(s, ref_s) < 1e-10, form
@@ -79,9 +80,10 @@ def test_ops_float64_match_fla_naive(testkit_bin, tmp_path, shape):
 def test_ops_float32_match_fla_naive(testkit_bin, tmp_path, shape):
     B, T, H, HV, K, V, decay, init = shape
     x = make_inputs(B, T, H, HV, K, V, torch.float32, decay, init, seed=1)
+    forms = run_op(testkit_bin, tmp_path, "gated_delta", "all", **x)
     for name, fn in (("recurrent", naive_rec), ("chunked", naive_chunk)):
         ref_o, ref_s = fla_reference(x, fn)
-        o, s = run_op(testkit_bin, tmp_path, "gated_delta", name, tag=name, **x)
+        o, s = forms[name]
         assert rel_err(o, ref_o) < 1e-5, name
         assert rel_err(s, ref_s) < 1e-5, name
 
@@ -101,9 +103,9 @@ def test_ops_packed_sequences_match_fla_per_sequence(testkit_bin, tmp_path):
         states.append(s)
         start += L
     ref_o, ref_s = torch.cat(outs, 1), torch.cat(states, 0)
-    for form in ("recurrent", "chunked"):
-        o, s = run_op(testkit_bin, tmp_path, "gated_delta", form, tag=form,
-                      cu_seqlens=cu, initial_state=s0, **x)
+    forms = run_op(testkit_bin, tmp_path, "gated_delta", "all", cu_seqlens=cu, initial_state=s0, **x)
+    assert sorted(forms) == ["chunked", "recurrent"]
+    for form, (o, s) in forms.items():
         assert rel_err(o, ref_o) < 1e-10, form
         assert rel_err(s, ref_s) < 1e-10, form
 

@@ -32,9 +32,8 @@ def test_gla_ops_match_fla_naive(testkit_bin, tmp_path, shape):
     gk = (-scale * F.softplus(torch.randn(B, T, H, K))).clamp_min(-50)
     s0 = torch.randn(B, H, K, V)
     ref_o, ref_s = gla_naive.naive_recurrent_gla(q, k, v, gk, initial_state=s0, output_final_state=True)
-    for form in ("recurrent", "chunked", "step"):
-        o, s = run_op(testkit_bin, tmp_path, "gated_linear", form, tag=form,
-                      q=q, k=k, v=v, g=gk, initial_state=s0)
+    for form, (o, s) in run_op(testkit_bin, tmp_path, "gated_linear", "all",
+                               q=q, k=k, v=v, g=gk, initial_state=s0).items():
         assert rel_err(o, ref_o) < 1e-5, form
         assert rel_err(s, ref_s) < 1e-5, form
 
@@ -49,9 +48,8 @@ def test_simple_gla_ops_match_fla_naive(testkit_bin, tmp_path, shape):
     ref_o, ref_s = sgla_naive.naive_recurrent_simple_gla(q, k, v, g, initial_state=s0, output_final_state=True)
     ch_o, ch_s = sgla_naive.naive_chunk_simple_gla(q, k, v, g, initial_state=s0, output_final_state=True)
     assert rel_err(ch_o, ref_o) < 1e-5
-    for form in ("recurrent", "chunked", "step"):
-        o, s = run_op(testkit_bin, tmp_path, "gated_linear", form, tag=form, q=q, k=k, v=v, g=g,
-                      initial_state=s0)
+    for form, (o, s) in run_op(testkit_bin, tmp_path, "gated_linear", "all", q=q, k=k, v=v, g=g,
+                               initial_state=s0).items():
         assert rel_err(o, ref_o) < 1e-5, form
         assert rel_err(s, ref_s) < 1e-5, form
 

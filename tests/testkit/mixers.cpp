@@ -37,34 +37,47 @@ hyla::ops::RecurrenceResult run_steps(const std::string& op, const SafetensorsFi
   return {torch::stack(outs, 1), S};
 }
 
+hyla::ops::RecurrenceResult run_form(const std::string& op, const std::string& form, int64_t chunk,
+                                     const SafetensorsFile& f, double scale) {
+  if (form == "step") return run_steps(op, f, scale);
+  hyla::ops::RecurrenceOptions opt;
+  opt.scale = scale;
+  opt.initial_state = optional(f, "initial_state");
+  opt.cu_seqlens = optional(f, "cu_seqlens");
+  opt.chunk_size = chunk;
+  auto q = f.load("q", true), k = f.load("k", true), v = f.load("v", true), g = f.load("g", true);
+  bool chunked = form == "chunked";
+  HYLA_CHECK(chunked || form == "recurrent", "unknown form \"{}\" (have: recurrent, chunked, step, all)", form);
+  if (op == "gated_delta") {
+    auto beta = f.load("beta", true);
+    return chunked ? hyla::ops::gated_delta_chunked(q, k, v, g, beta, opt)
+                   : hyla::ops::gated_delta_recurrent(q, k, v, g, beta, opt);
+  }
+  HYLA_CHECK(op == "gated_linear", "unknown op \"{}\" (have: gated_delta, gated_linear)", op);
+  return chunked ? hyla::ops::gated_linear_chunked(q, k, v, g, opt)
+                 : hyla::ops::gated_linear_recurrent(q, k, v, g, opt);
+}
+
+// Writes o and state; with form "all", o.<form> and state.<form> for the three forms
+// (one process start instead of three).
 int run_op(const std::string& op, const std::string& form, int64_t chunk, const std::string& in,
            const std::string& out) {
   auto f = SafetensorsFile::open(in);
   auto scale_t = optional(*f, "scale");
   double scale = scale_t.defined() ? scale_t.item<double>() : -1;
-  hyla::ops::RecurrenceResult r;
-  if (form == "step") {
-    r = run_steps(op, *f, scale);
-  } else {
-    hyla::ops::RecurrenceOptions opt;
-    opt.scale = scale;
-    opt.initial_state = optional(*f, "initial_state");
-    opt.cu_seqlens = optional(*f, "cu_seqlens");
-    opt.chunk_size = chunk;
-    auto q = f->load("q", true), k = f->load("k", true), v = f->load("v", true), g = f->load("g", true);
-    bool chunked = form == "chunked";
-    HYLA_CHECK(chunked || form == "recurrent", "unknown form \"{}\" (have: recurrent, chunked, step)", form);
-    if (op == "gated_delta") {
-      auto beta = f->load("beta", true);
-      r = chunked ? hyla::ops::gated_delta_chunked(q, k, v, g, beta, opt)
-                  : hyla::ops::gated_delta_recurrent(q, k, v, g, beta, opt);
-    } else {
-      HYLA_CHECK(op == "gated_linear", "unknown op \"{}\" (have: gated_delta, gated_linear)", op);
-      r = chunked ? hyla::ops::gated_linear_chunked(q, k, v, g, opt)
-                  : hyla::ops::gated_linear_recurrent(q, k, v, g, opt);
+  hyla::io::NamedTensors result;
+  if (form == "all") {
+    for (std::string fm : {"recurrent", "chunked", "step"}) {
+      if (fm == "step" && f->has("cu_seqlens")) continue;  // the step form takes one batch row per sequence
+      auto r = run_form(op, fm, chunk, *f, scale);
+      result.emplace_back("o." + fm, r.o.contiguous());
+      result.emplace_back("state." + fm, r.state.contiguous());
     }
+  } else {
+    auto r = run_form(op, form, chunk, *f, scale);
+    result = {{"o", r.o.contiguous()}, {"state", r.state.contiguous()}};
   }
-  hyla::io::save_safetensors(out, {{"o", r.o.contiguous()}, {"state", r.state.contiguous()}});
+  hyla::io::save_safetensors(out, result);
   return 0;
 }
 
@@ -121,7 +134,7 @@ hyla::cli::Register op_cmd("mix-op", "run one recurrence form on tensors from a 
   auto in = std::make_shared<std::string>(), out = std::make_shared<std::string>();
   auto chunk = std::make_shared<int64_t>(64);
   app.add_option("--op", *op, "gated_delta | gated_linear")->required();
-  app.add_option("--form", *form, "recurrent | chunked | step");
+  app.add_option("--form", *form, "recurrent | chunked | step | all");
   app.add_option("--chunk", *chunk, "chunk size");
   app.add_option("--in", *in, "inputs: q, k, v, g, [beta], [initial_state], [cu_seqlens], [scale]")->required();
   app.add_option("--out", *out, "outputs: o, state")->required();
