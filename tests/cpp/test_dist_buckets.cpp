@@ -46,7 +46,9 @@ struct Net {
     unused = draw({5});
   }
   std::vector<train::NamedParam> params() const {
-    return {{"w1", w1}, {"b1", b1, false}, {"w2", w2}, {"unused", unused, false}};
+    // Registration order: backward finishes w2 first, so w2 lands in bucket 0; the
+    // unused parameter, listed first, in the last bucket.
+    return {{"unused", unused, false}, {"w1", w1}, {"b1", b1, false}, {"w2", w2}};
   }
   torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) const {
     auto h = torch::tanh(torch::nn::functional::linear(x, w1, b1));
@@ -75,6 +77,8 @@ TEST(DistBuckets, TwoRanksAverageLikeFloat64WholeBatch) {
   Net ref(torch::kFloat64);
   ref.loss(x, y).backward();
 
+  // Built here, not in the threads: the global generator is shared.
+  std::vector<Net> nets = {Net(torch::kFloat32), Net(torch::kFloat32)};
   std::vector<std::vector<torch::Tensor>> grads(W);
   std::vector<std::string> errors(W);
   auto worker = [&](int rank) {
@@ -82,7 +86,7 @@ TEST(DistBuckets, TwoRanksAverageLikeFloat64WholeBatch) {
       LaunchEnv env;
       env.rank = rank, env.world_size = W, env.master_addr = "127.0.0.1", env.master_port = port;
       Comm comm(env, torch::kCPU, std::chrono::seconds(30));
-      Net net(torch::kFloat32);
+      Net& net = nets[rank];
       auto params = net.params();
       GradientBuckets buckets(comm, params, 16 * 4);  // small cap: several buckets
       EXPECT_GE(buckets.num_buckets(), 3u);
@@ -93,6 +97,8 @@ TEST(DistBuckets, TwoRanksAverageLikeFloat64WholeBatch) {
         if (micro == 1) buckets.begin();
         (net.loss(x.index({rows}).to(torch::kFloat32), y.index({rows}).to(torch::kFloat32)) / 2.0).backward();
       }
+      // Every bucket but the one holding the unused parameter went out during backward.
+      EXPECT_EQ(buckets.launched(), buckets.num_buckets() - 1);
       buckets.finish();
       for (auto& p : params) grads[rank].push_back(p.tensor.grad().clone());
       // The next step starts from zeroed views.
@@ -107,8 +113,8 @@ TEST(DistBuckets, TwoRanksAverageLikeFloat64WholeBatch) {
   t1.join();
   ASSERT_EQ(errors[0], "");
   ASSERT_EQ(errors[1], "");
-  auto want = std::vector<torch::Tensor>{ref.w1.grad(), ref.b1.grad(), ref.w2.grad(),
-                                         torch::zeros({5}, torch::kFloat64)};
+  auto want = std::vector<torch::Tensor>{torch::zeros({5}, torch::kFloat64), ref.w1.grad(), ref.b1.grad(),
+                                         ref.w2.grad()};
   for (size_t i = 0; i < want.size(); ++i) {
     // Both ranks hold bit-identical averages.
     EXPECT_TRUE(torch::equal(grads[0][i], grads[1][i])) << "param " << i;

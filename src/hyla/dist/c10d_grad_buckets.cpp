@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include "hyla/util/error.h"
+#include "hyla/util/log.h"
 
 namespace hyla::dist {
 
@@ -137,9 +138,15 @@ void GradientBuckets::finish() {
       for (auto& b : buckets_) b.ready = false, b.work.reset();
       next_launch_ = 0;
     }
-    active_ = false;
+    size_t unseen = 0;
     for (size_t i = 0; i < params_.size(); ++i)
-      if (!seen_[i]) adopt_grad(i);
+      if (!seen_[i]) adopt_grad(i), ++unseen;
+    if (active_ && unseen > 0 && !warned_unused_) {
+      log::warn("data parallel: {} of {} parameters got no gradient in the last backward pass; their buckets "
+                "are reduced only after it (no overlap)", unseen, params_.size());
+      warned_unused_ = true;
+    }
+    active_ = false;
     for (auto& b : buckets_) b.ready = true;
     launch_ready_in_order();
   }

@@ -45,6 +45,9 @@ class GradientBuckets {
   // bucket views again.
   void reattach();
   size_t num_buckets() const { return buckets_.size(); }
+  // Buckets whose all-reduce has been launched in this step so far (for tests: those
+  // launched before finish() overlapped the backward pass).
+  size_t launched() const { return next_launch_; }
 
   // Called by the autograd engine (its thread) once a parameter's .grad is accumulated.
   void on_grad_ready(size_t param);
@@ -69,6 +72,7 @@ class GradientBuckets {
   std::vector<Bucket> buckets_;
   size_t next_launch_ = 0;
   bool active_ = false;
+  bool warned_unused_ = false;
   std::mutex mu_;
 };
 
