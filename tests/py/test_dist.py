@@ -22,7 +22,7 @@ from safetensors.numpy import load_file
 
 from conftest import run
 
-TOL = 2e-5  # max relative loss difference over 20 steps (measured ~1e-6, see docs/distributed.md)
+TOL = 2e-6  # max relative loss difference over 20 steps; measured 1.1e-7 (one float32 ulp)
 STEPS = 20
 TORCHRUN = pathlib.Path(sys.executable).parent / "torchrun"
 if not TORCHRUN.exists():
@@ -173,7 +173,7 @@ def test_zero1_shards_state_and_checkpoints_it_whole(hyla_bin, corpus, reference
     recipe = write_recipe(tmp_path / "r.toml", tmp_path / "out", corpus, batch=2, zero1=True)
     r, _ = torchrun(hyla_bin, recipe, 2)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "ZeRO-1: AdamW state per rank rank 0:" in r.stderr
+    assert "MiB on rank 0, " in r.stderr and "on every rank (50% saved" in r.stderr, r.stderr[-2000:]
     diff = max_rel_diff(losses(tmp_path / "out"), losses(reference))
     print(f"ZeRO-1, 2 ranks: max relative loss difference = {diff:.3e}")
     assert diff < TOL

@@ -73,8 +73,8 @@ class C10dDataParallel final : public train::DataParallel {
     zero1_ = std::make_unique<Zero1>(comm_, params);
     auto per = zero1_->state_bytes_per_rank();
     std::string shares;
-    for (size_t r = 0; r < per.size(); ++r) shares += fmt::format("{}rank {}: {}", r ? ", " : "", r, mib(per[r]));
-    log::info("ZeRO-1: AdamW state per rank {} instead of {} on every rank ({:.0f}% saved on the heaviest rank)",
+    for (size_t r = 0; r < per.size(); ++r) shares += fmt::format("{}{} on rank {}", r ? ", " : "", mib(per[r]), r);
+    log::info("ZeRO-1: AdamW state {} instead of {} on every rank ({:.0f}% saved on the heaviest rank)",
               shares, mib(zero1_->state_bytes_unsharded()),
               100.0 * (1.0 - double(*std::max_element(per.begin(), per.end())) /
                                  double(std::max<int64_t>(1, zero1_->state_bytes_unsharded()))));
