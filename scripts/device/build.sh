@@ -25,8 +25,8 @@ torch_prefix="$($py -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 if [[ $what == build || $what == all || $what == test ]]; then
   TORCH_CUDA_ARCH_LIST="9.0a" cmake -S . -B build-cuda -G Ninja -DHYLA_CUDA=ON \
     -DCMAKE_PREFIX_PATH="$torch_prefix;$prefix/usr;$lib/cmake;$prefix/usr/share/cmake" \
-    -DCMAKE_BUILD_TYPE=Release >/tmp/hyla-cmake.log 2>&1 || { tail -40 /tmp/hyla-cmake.log; exit 1; }
-  cmake --build build-cuda -j "$(nproc)" 2>&1 | tail -5
+    -DCMAKE_BUILD_TYPE=Release ${HYLA_CMAKE_ARGS:-} >/tmp/hyla-cmake.log 2>&1 || { tail -40 /tmp/hyla-cmake.log; exit 1; }
+  cmake --build build-cuda -j "$(nproc)" ${HYLA_BUILD_TARGET:+--target $HYLA_BUILD_TARGET} 2>&1 | tail -5
 fi
 if [[ $what == test || $what == all ]]; then
   (cd build-cuda && HYLA_TEST_DEVICE=cuda ctest --output-on-failure -j 8 2>&1 | tail -15)

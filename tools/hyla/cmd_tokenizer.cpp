@@ -12,6 +12,7 @@
 
 #include "command.h"
 #include "hyla/io/atomic_file.h"
+#include "hyla/data/text_sources.h"
 #include "hyla/io/tokenizer.h"
 #include "hyla/train/bpe_trainer.h"
 #include "hyla/util/error.h"
@@ -79,7 +80,7 @@ int run_decode(const DecodeArgs& a) {
 struct TrainArgs {
   std::vector<std::string> inputs, special_tokens;
   std::string out, style = "gpt2", bos;
-  int64_t vocab_size = 8192, min_frequency = 2;
+  int64_t vocab_size = 8192, min_frequency = 2, max_bytes = 0;
 };
 
 int run_train(const TrainArgs& a) {
@@ -91,11 +92,17 @@ int run_train(const TrainArgs& a) {
   opt.min_frequency = a.min_frequency;
   auto t0 = std::chrono::steady_clock::now();
   hyla::train::BpeTrainer trainer(opt);
+  // Inputs are anything `hyla data prepare` reads (text, JSONL, the packaged corpora,
+  // directories), so a tokenizer and its training corpus come from the same files.
   size_t bytes = 0;
-  for (const auto& path : a.inputs) {
-    std::string text = hyla::io::read_text_file(path);
-    bytes += text.size();
-    trainer.feed(text);
+  std::vector<std::filesystem::path> paths(a.inputs.begin(), a.inputs.end());
+  for (const auto& src : hyla::data::discover_sources(paths)) {
+    if (a.max_bytes > 0 && bytes >= size_t(a.max_bytes)) break;
+    hyla::data::read_documents(src, [&](hyla::data::Document&& d) {
+      if (a.max_bytes > 0 && bytes >= size_t(a.max_bytes)) return;
+      bytes += d.text.size();
+      trainer.feed(d.text);
+    });
   }
   hyla::log::info("tokenizer train: {} bytes, {} distinct words", bytes, trainer.unique_words());
   bpe::BpeVocab vocab = trainer.train();
@@ -126,7 +133,8 @@ hyla::cli::Register reg("tokenizer", "byte-level BPE: encode, decode, train", []
 
   auto tr = std::make_shared<TrainArgs>();
   auto* t = app.add_subcommand("train", "learn a byte-level BPE from text files");
-  t->add_option("--input", tr->inputs, "text files")->required()->check(CLI::ExistingFile);
+  t->add_option("--input", tr->inputs, "text/JSONL files, directories, corpus .tgz")->required()->check(CLI::ExistingPath);
+  t->add_option("--max-bytes", tr->max_bytes, "learn from at most this many bytes of text (0: all)");
   t->add_option("--vocab-size", tr->vocab_size, "tokens in all: specials + 256 bytes + merges")
       ->required();
   t->add_option("--out", tr->out, "tokenizer.json to write")->required();

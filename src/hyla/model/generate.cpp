@@ -6,6 +6,7 @@
 #include <c10/cuda/CUDAFunctions.h>
 #endif
 
+#include "hyla/model/static_decoder.h"
 #include "hyla/util/error.h"
 
 namespace hyla::model {
@@ -25,16 +26,25 @@ GenerateResult generate(CausalLM& model, const torch::Tensor& prompt, const Gene
   HYLA_CHECK(prompt.dim() == 2 && prompt.size(1) > 0, "generate: prompt must be [batch, time] with time > 0");
   torch::NoGradGuard no_grad;
   Sampler sampler(opt.sampling);
-  auto cache = model->new_cache();
   auto dev = prompt.device();
-  int64_t B = prompt.size(0);
-  GenerateResult r;
-  auto t0 = std::chrono::steady_clock::now();
+  int64_t B = prompt.size(0), T = prompt.size(1);
+  // Attention-only models decode with static shapes (CUDA-graph replay on GPU); models
+  // with linear mixers use the growing cache until their steps update state in place.
+  bool all_attention = true;
+  for (int64_t i = 0; i < model->num_layers(); ++i) all_attention &= model->config().is_attention_layer(i);
+  std::unique_ptr<StaticDecoder> fixed;
+  ModelCache cache = model->new_cache();
   ForwardOptions fo;
   fo.cache = &cache;
   fo.logits_last_n = 1;
-  auto logits = model->forward(prompt, fo);
-  auto next = sampler.sample(logits.select(1, 0));
+  if (all_attention && opt.static_shapes)
+    fixed = std::make_unique<StaticDecoder>(model, B, T + opt.max_new_tokens, opt.cuda_graph);
+  auto step = [&](const torch::Tensor& ids) {
+    return fixed ? fixed->step(ids) : model->forward(ids.view({B, 1}), fo).select(1, 0);
+  };
+  GenerateResult r;
+  auto t0 = std::chrono::steady_clock::now();
+  auto next = sampler.sample(fixed ? fixed->prefill(prompt) : model->forward(prompt, fo).select(1, 0));
   sync(dev);
   r.prefill_seconds = seconds_since(t0);
   std::vector<torch::Tensor> out;
@@ -42,16 +52,16 @@ GenerateResult generate(CausalLM& model, const torch::Tensor& prompt, const Gene
   auto stop = opt.stop_ids.empty() ? torch::Tensor()
                                    : torch::tensor(opt.stop_ids, torch::kInt64).to(dev);
   t0 = std::chrono::steady_clock::now();
-  for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
-    if (stop.defined() && step > 0) next = torch::where(done, stop[0], next);
+  for (int64_t i = 0; i < opt.max_new_tokens; ++i) {
+    if (stop.defined() && i > 0) next = torch::where(done, stop[0], next);
     out.push_back(next);
     if (stop.defined()) done = done.logical_or(torch::isin(next, stop));
     bool keep_going = true;
     if (opt.on_token) keep_going = opt.on_token(next.to(torch::kCPU));
-    if (!keep_going || step + 1 == opt.max_new_tokens) break;
-    if (stop.defined() && done.all().item<bool>()) break;
-    logits = model->forward(next.view({B, 1}), fo);
-    next = sampler.sample(logits.select(1, 0));
+    if (!keep_going || i + 1 == opt.max_new_tokens) break;
+    // Checking for all-rows-stopped costs a device sync: do it every 16 steps.
+    if (stop.defined() && i % 16 == 15 && done.all().item<bool>()) break;
+    next = sampler.sample(step(next));
     ++r.decode_steps;
   }
   sync(dev);

@@ -15,6 +15,8 @@ struct GenerateOptions {
   // Called after each step with the new token of every row ([B] int64 CPU); return
   // false to stop early. Used for streaming to the terminal.
   std::function<bool(const torch::Tensor&)> on_token;
+  bool static_shapes = true;  // preallocated KV cache (attention-only models)
+  bool cuda_graph = true;     // replay one captured decode step on CUDA
 };
 
 struct GenerateResult {

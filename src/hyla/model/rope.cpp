@@ -81,7 +81,15 @@ std::pair<torch::Tensor, torch::Tensor> Rotary::cos_sin(const torch::Tensor& pos
       inv = base_inv_freq(base, rotary_dim_);
     }
   }
-  inv = inv.to(positions.device());
+  if (inv.device() != positions.device()) {
+    if (inv.data_ptr() == inv_freq_.data_ptr()) {
+      if (!inv_freq_device_.defined() || inv_freq_device_.device() != positions.device())
+        inv_freq_device_ = inv_freq_.to(positions.device());
+      inv = inv_freq_device_;
+    } else {
+      inv = inv.to(positions.device());
+    }
+  }
   auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv;  // [..., T, R/2]
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = emb.cos(), sin = emb.sin();

@@ -40,6 +40,9 @@ class Rotary {
   RopeParams p_;
   int64_t head_dim_ = 0, rotary_dim_ = 0;
   torch::Tensor inv_freq_;  // [rotary_dim/2] float32
+  // inv_freq_ on the device of the last call: a host-to-device copy per call would be
+  // both slow and illegal inside CUDA-graph capture.
+  mutable torch::Tensor inv_freq_device_;
   double attention_scaling_ = 1.0;
 };
 

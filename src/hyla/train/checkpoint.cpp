@@ -9,6 +9,7 @@
 #include "hyla/io/safetensors.h"
 #include "hyla/model/decoder.h"
 #include "hyla/util/error.h"
+#include "hyla/util/fs.h"
 #include "hyla/util/log.h"
 
 namespace hyla::train {
@@ -19,11 +20,11 @@ std::string checkpoint_name(int64_t step) { return fmt::format("step-{:08}", ste
 
 Checkpointer::Checkpointer(fs::path out_dir, int64_t keep) : dir_(std::move(out_dir) / "checkpoints"), keep_(keep) {}
 
-fs::path Checkpointer::save(const CheckpointPayload& p, const std::string& save_dtype) {
+fs::path Checkpointer::save(const CheckpointPayload& p, const std::string& save_dtype, uint64_t shard_bytes) {
   fs::create_directories(dir_);
   fs::path final_dir = dir_ / checkpoint_name(p.step);
   fs::path tmp = dir_ / fmt::format(".tmp-{}-{}", checkpoint_name(p.step), ::getpid());
-  fs::remove_all(tmp);
+  remove_tree(tmp);
   fs::create_directories(tmp);
   auto dtype = model::dtype_from_name(save_dtype);
   io::NamedTensors weights;
@@ -32,14 +33,15 @@ fs::path Checkpointer::save(const CheckpointPayload& p, const std::string& save_
     if (c.is_floating_point()) c = c.to(dtype);
     weights.emplace_back(n, c.contiguous());
   }
-  io::save_checkpoint_tensors(tmp, weights, 2ull << 30);
+  io::save_checkpoint_tensors(tmp, weights, shard_bytes);
   io::NamedTensors opt;
   for (auto& [n, t] : p.optimizer) opt.emplace_back(n, t.detach().to(torch::kCPU).contiguous());
   io::save_safetensors(tmp / "optimizer.safetensors", opt);
   json cfg = p.config;
   if (cfg.is_object()) cfg["dtype"] = save_dtype;
   io::write_text_atomic(tmp / "config.json", cfg.dump(2) + "\n");
-  if (!p.tokenizer.empty() && fs::exists(p.tokenizer)) fs::copy_file(p.tokenizer, tmp / "tokenizer.json");
+  if (!p.tokenizer.empty() && fs::exists(p.tokenizer))
+    io::write_text_atomic(tmp / "tokenizer.json", io::read_text_file(p.tokenizer));
   json state = p.state;
   state["step"] = p.step;
   json files = json::object();
@@ -50,11 +52,11 @@ fs::path Checkpointer::save(const CheckpointPayload& p, const std::string& save_
   }
   state["files"] = files;
   io::write_text_atomic(tmp / "trainer_state.json", state.dump(2) + "\n");
-  fs::remove_all(final_dir);
+  remove_tree(final_dir);
   fs::rename(tmp, final_dir);
   io::write_text_atomic(dir_ / "latest", checkpoint_name(p.step) + "\n");
   auto all = list();
-  for (size_t i = keep_; i < all.size(); ++i) fs::remove_all(all[i]);
+  for (size_t i = keep_; i < all.size(); ++i) remove_tree(all[i]);
   return final_dir;
 }
 

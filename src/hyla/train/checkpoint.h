@@ -37,7 +37,8 @@ class Checkpointer {
  public:
   explicit Checkpointer(std::filesystem::path out_dir, int64_t keep = 3);
   // Writes step-<step>/ atomically and prunes old ones beyond `keep`. Returns its path.
-  std::filesystem::path save(const CheckpointPayload& p, const std::string& save_dtype = "float32");
+  std::filesystem::path save(const CheckpointPayload& p, const std::string& save_dtype = "float32",
+                             uint64_t shard_bytes = 2ull << 30);
   // The newest checkpoint that verifies, falling back past broken ones (logged).
   std::optional<std::filesystem::path> latest_valid() const;
   // Verifies sizes + sha256 of every file; returns an empty string when good, else why.

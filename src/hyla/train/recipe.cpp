@@ -87,7 +87,7 @@ Recipe Recipe::from_json(const json& j, const std::string& label) {
       .get("dtype", r.run.dtype).get("activation_checkpointing", r.run.activation_checkpointing)
       .get("log_every", r.run.log_every).get("eval_every", r.run.eval_every)
       .get("eval_batches", r.run.eval_batches).get("save_every", r.run.save_every)
-      .get("keep_checkpoints", r.run.keep_checkpoints).get("save_dtype", r.run.save_dtype).done();
+      .get("keep_checkpoints", r.run.keep_checkpoints).get("save_dtype", r.run.save_dtype).get("shard_mb", r.run.shard_mb).done();
   Section data(j, "data", label);
   data.get("dir", r.data.dir).get("tokenizer", r.data.tokenizer).get("seq_len", r.data.seq_len)
       .get("batch_size", r.data.batch_size).get("grad_accum", r.data.grad_accum)

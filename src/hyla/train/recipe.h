@@ -40,6 +40,7 @@ struct RunConfig {
   int64_t eval_every = 200, eval_batches = 20;
   int64_t save_every = 200, keep_checkpoints = 3;
   std::string save_dtype = "float32";  // weights dtype of checkpoints
+  int64_t shard_mb = 2048;             // safetensors shard size of checkpoint weights
 };
 
 struct DistConfig {

@@ -161,7 +161,7 @@ void Trainer::save(int64_t step) {
   p.optimizer.emplace_back("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
   p.config = model_->config().to_json();
   p.tokenizer = tokenizer_path_;
-  auto path = ckpt_->save(p, r_.run.save_dtype);
+  auto path = ckpt_->save(p, r_.run.save_dtype, uint64_t(r_.run.shard_mb) << 20);
   log::info("saved {}", path.string());
   dp_->barrier();
 }
