@@ -1,0 +1,137 @@
+"""Training: a run killed with SIGKILL mid-step and resumed reproduces the uninterrupted
+loss curve bit for bit on CPU; a corrupt checkpoint is refused and the previous one is
+used; checkpoints load in transformers; the shipped teachers load in transformers and
+reproduce their recorded validation perplexity."""
+import json
+import os
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from conftest import ROOT, run
+
+TEXT = ("The quick brown fox jumps over the lazy dog. " * 3 + "Pack my box with five dozen liquor jugs. ") * 4
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, hyla_bin):
+    d = tmp_path_factory.mktemp("corpus")
+    lines = [f"{i}: {TEXT} number {i * 7919 % 1000}." for i in range(300)]
+    (d / "a.txt").write_text("\n\n".join(lines[:150]))
+    (d / "b.jsonl").write_text("\n".join(json.dumps({"text": l}) for l in lines[150:]))
+    run([hyla_bin, "tokenizer", "train", "--input", d / "a.txt", d / "b.jsonl", "--vocab-size", "400",
+         "--special-tokens", "<|pad|>", "<|bos|>", "<|eos|>", "--out", d / "tokenizer.json"])
+    run([hyla_bin, "data", "prepare", "--tokenizer", d / "tokenizer.json", "--eos-token", "<|eos|>",
+         "--input", d / "a.txt", d / "b.jsonl", "--out", d / "shards", "--val-fraction", "0.1", "--no-progress"])
+    return d
+
+
+def recipe(corpus, out_dir, steps=12, save_every=5):
+    return f"""
+[run]
+name = "t"
+out_dir = "{out_dir}"
+seed = 7
+device = "cpu"
+log_every = 1
+eval_every = 6
+eval_batches = 2
+save_every = {save_every}
+keep_checkpoints = 3
+[model]
+model_type = "llama"
+vocab_size = 400
+hidden_size = 32
+intermediate_size = 64
+num_hidden_layers = 2
+num_attention_heads = 4
+num_key_value_heads = 2
+max_position_embeddings = 64
+tie_word_embeddings = true
+[data]
+dir = "{corpus / 'shards'}"
+tokenizer = "{corpus / 'tokenizer.json'}"
+seq_len = 32
+batch_size = 4
+grad_accum = 2
+[optim]
+lr = 3e-3
+min_lr = 3e-4
+warmup_steps = 3
+steps = {steps}
+"""
+
+
+def losses(out_dir):
+    rows = [json.loads(l) for l in (out_dir / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    return [(r["step"], r["loss"]) for r in rows]
+
+
+def test_sigkill_resume_is_bit_exact(corpus, tmp_path, hyla_bin):
+    ref = tmp_path / "ref"
+    (tmp_path / "ref.toml").write_text(recipe(corpus, ref))
+    run([hyla_bin, "pretrain", tmp_path / "ref.toml"], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    killed = tmp_path / "killed"
+    (tmp_path / "killed.toml").write_text(recipe(corpus, killed))
+    r = run([hyla_bin, "pretrain", tmp_path / "killed.toml"], check=False,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "HYLA_FAULT_KILL_AT_STEP": "7"})
+    assert r.returncode == -9, r.stderr  # SIGKILL mid-step 8 (after step 7 completed)
+    assert (killed / "checkpoints" / "step-00000005").exists()
+    run([hyla_bin, "pretrain", tmp_path / "killed.toml"], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    a, b = losses(ref), losses(killed)
+    assert [s for s, _ in a] == list(range(1, 13))
+    assert a == b  # identical floats, step by step
+
+
+def test_corrupt_checkpoint_falls_back(corpus, tmp_path, hyla_bin):
+    out = tmp_path / "run"
+    (tmp_path / "r.toml").write_text(recipe(corpus, out, steps=10, save_every=5))
+    run([hyla_bin, "pretrain", tmp_path / "r.toml"])
+    last = out / "checkpoints" / "step-00000010"
+    data = bytearray((last / "model.safetensors").read_bytes())
+    data[-3] ^= 0xFF
+    (last / "model.safetensors").write_bytes(bytes(data))
+    (tmp_path / "r2.toml").write_text(recipe(corpus, out, steps=12, save_every=5))
+    r = run([hyla_bin, "pretrain", tmp_path / "r2.toml"])
+    assert "step-00000010 refused" in r.stderr and "sha256" in r.stderr
+    assert "resumed from" in r.stderr and "step-00000005" in r.stderr
+
+
+def test_checkpoint_loads_in_transformers(corpus, tmp_path, hyla_bin, testkit_bin):
+    out = tmp_path / "run"
+    (tmp_path / "r.toml").write_text(recipe(corpus, out, steps=3, save_every=3))
+    run([hyla_bin, "pretrain", tmp_path / "r.toml"])
+    ckpt = out / "checkpoints" / "step-00000003"
+    model = transformers.AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32).eval()
+    ids = torch.randint(0, 400, (1, 20), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = model(ids).logits.numpy()
+    run([testkit_bin, "lm-logits", "--model", ckpt, "--ids", ",".join(map(str, ids[0].tolist())),
+         "--out", tmp_path / "l.f32"])
+    got = np.fromfile(tmp_path / "l.f32", dtype=np.float32).reshape(ref.shape)
+    assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["teacher-tiny", "teacher-small"])
+def test_shipped_teacher_loads_in_transformers(name, tmp_path, testkit_bin):
+    d = ROOT / "assets" / name
+    model = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+    ids = torch.randint(0, 8192, (1, 24), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(ids).logits.numpy()
+    run([testkit_bin, "lm-logits", "--model", d, "--ids", ",".join(map(str, ids[0].tolist())),
+         "--out", tmp_path / "l.f32"])
+    got = np.fromfile(tmp_path / "l.f32", dtype=np.float32).reshape(ref.shape)
+    assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-5
+
+
+def test_teacher_tiny_reproduces_recorded_ppl(hyla_bin):
+    d = ROOT / "assets" / "teacher-tiny"
+    card = json.loads((d / "eval.json").read_text())
+    r = run([hyla_bin, "ppl", d, d / "validation.txt", "--device", "cpu", "--ctx", "512", "--json"])
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["tokens"] == card["validation"]["tokens"]
+    assert abs(got["ppl"] - card["validation"]["ppl"]) / card["validation"]["ppl"] < 1e-4
