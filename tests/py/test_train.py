@@ -135,3 +135,16 @@ def test_teacher_tiny_reproduces_recorded_ppl(hyla_bin):
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["tokens"] == card["validation"]["tokens"]
     assert abs(got["ppl"] - card["validation"]["ppl"]) / card["validation"]["ppl"] < 1e-4
+
+
+def test_plot_renders_svg(tmp_path, hyla_bin):
+    import xml.etree.ElementTree as ET
+    rows = [{"step": s, "loss": 5.0 / s} for s in range(1, 21)] + [{"step": 20, "loss": 0.2, "val_loss": 0.3}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    run([hyla_bin, "plot", tmp_path, "-o", tmp_path / "c.svg"])
+    root = ET.parse(tmp_path / "c.svg").getroot()  # well-formed XML
+    lines = [e for e in root.iter() if e.tag.endswith("polyline")]
+    assert len(lines) == 2
+    assert len(lines[0].get("points").split()) == 21 and len(lines[1].get("points").split()) == 1
+    r = run([hyla_bin, "plot", tmp_path / "missing", "-o", tmp_path / "x.svg"], check=False)
+    assert r.returncode == 1 and "missing" in r.stderr
