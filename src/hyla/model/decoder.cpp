@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include <ATen/autocast_mode.h>
+
 #include "hyla/io/safetensors.h"
 #include "hyla/model/attention.h"
 #include "hyla/model/mixers/registry.h"
@@ -12,6 +14,48 @@ namespace hyla::model {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Recomputes one decoder layer in the backward pass instead of storing its
+// activations (the reentrant scheme of torch.utils.checkpoint): forward runs without
+// recording, backward re-runs the layer with grad enabled and back-propagates through
+// it, accumulating parameter gradients and returning the input's gradient.
+struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, int64_t layer,
+                               torch::Tensor positions) {
+    ctx->save_for_backward({x, positions});
+    ctx->saved_data["layer"] = layer;
+    // The backward runs on autograd's thread, where autocast is off: recompute under
+    // the same autocast state as the forward so the recomputed activations match.
+    ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(at::kCUDA);
+    auto* l = reinterpret_cast<DecoderLayerImpl*>(layer);
+    torch::NoGradGuard ng;
+    MixerContext mctx;
+    mctx.positions = positions;
+    return l->forward(x, mctx);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    auto saved = ctx->get_saved_variables();
+    auto x = saved[0].detach().requires_grad_(true);
+    auto* l = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    torch::Tensor y;
+    {
+      torch::AutoGradMode on(true);
+      bool ac = ctx->saved_data["autocast"].toBool();
+      if (ac) {
+        at::autocast::set_autocast_enabled(at::kCUDA, true);
+        at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+      }
+      MixerContext mctx;
+      mctx.positions = saved[1];
+      y = l->forward(x, mctx);
+      if (ac) at::autocast::set_autocast_enabled(at::kCUDA, false);
+    }
+    torch::autograd::backward({y}, {grad[0]});
+    return {x.grad(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 LinearMixerFactory& linear_factory() {
   static LinearMixerFactory f;
   return f;
@@ -99,7 +143,12 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const ForwardOptio
   for (size_t i = 0; i < layers_.size(); ++i) {
     ctx.cache = opt.cache ? &opt.cache->layers[i] : nullptr;
     torch::Tensor mo;
-    h = layers_[i]->forward(h, ctx, opt.mixer_outputs ? &mo : nullptr);
+    if (opt.checkpoint_layers && torch::GradMode::is_enabled() && !opt.cache && !opt.cu_seqlens.defined() &&
+        !opt.mixer_outputs) {
+      h = LayerCheckpoint::apply(h, reinterpret_cast<int64_t>(layers_[i].get()), ctx.positions);
+    } else {
+      h = layers_[i]->forward(h, ctx, opt.mixer_outputs ? &mo : nullptr);
+    }
     if (opt.mixer_outputs) opt.mixer_outputs->push_back(mo);
     if (opt.hidden_states) opt.hidden_states->push_back(h);
   }

@@ -54,6 +54,9 @@ struct ForwardOptions {
   // device tensor [T] instead of the cache's host counter.
   bool static_cache = false;
   torch::Tensor positions;
+  // Activation checkpointing: keep only each layer's input during a training forward
+  // and recompute the layer in the backward pass (less memory, ~1/3 more compute).
+  bool checkpoint_layers = false;
 };
 
 class CausalLMImpl : public torch::nn::Module {

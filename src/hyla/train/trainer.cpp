@@ -58,8 +58,11 @@ struct AutocastGuard {
 Trainer::Trainer(Recipe recipe, std::shared_ptr<DataParallel> dp)
     : r_(std::move(recipe)), dp_(dp ? std::move(dp) : std::make_shared<DataParallel>()) {}
 
-torch::Tensor Trainer::loss_fn(model::CausalLM& m, const data::TokenBatch& b, torch::Device dev) {
-  auto logits = m->forward(b.input.to(dev));
+torch::Tensor Trainer::loss_fn(model::CausalLM& m, const data::TokenBatch& b, torch::Device dev,
+                               bool checkpoint_layers) {
+  model::ForwardOptions fo;
+  fo.checkpoint_layers = checkpoint_layers;
+  auto logits = m->forward(b.input.to(dev), fo);
   auto V = logits.size(-1);
   auto ce = torch::nn::functional::cross_entropy(
       logits.reshape({-1, V}).to(torch::kFloat32), b.target.to(dev).reshape({-1}),
@@ -242,7 +245,7 @@ TrainResult Trainer::run() {
       torch::Tensor loss;
       {
         AutocastGuard ac(autocast_);
-        loss = loss_fn(model_, b, device_) / double(r_.data.grad_accum);
+        loss = loss_fn(model_, b, device_, r_.run.activation_checkpointing) / double(r_.data.grad_accum);
       }
       loss.backward();
       step_loss += loss.item<double>();

@@ -27,7 +27,8 @@ class Trainer {
   // Builds (or resumes) and trains to recipe.optim.steps.
   TrainResult run();
   // Loss of one batch: masked next-token cross-entropy (mean over scored tokens).
-  static torch::Tensor loss_fn(model::CausalLM& m, const data::TokenBatch& b, torch::Device dev);
+  static torch::Tensor loss_fn(model::CausalLM& m, const data::TokenBatch& b, torch::Device dev,
+                               bool checkpoint_layers = false);
 
  private:
   void setup();
