@@ -82,7 +82,10 @@ int run_generate(const GenerateArgs& a) {
     };
   }
   auto r = model::generate(m, prompt_t, go);
-  if (stream) std::printf("\n");
+  if (stream) {
+    std::printf("\n");
+    std::fflush(stdout);  // before --stats on stderr
+  }
   else {
     for (int64_t b = 0; b < a.batch; ++b) {
       auto row = r.tokens[b];
