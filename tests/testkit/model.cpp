@@ -32,18 +32,21 @@ torch::Tensor parse_ids(const std::string& s) {
   return torch::tensor(flat, torch::kInt64).view({(int64_t)rows.size(), (int64_t)rows[0].size()});
 }
 
-void write_raw(const std::string& path, const torch::Tensor& t) {
-  auto c = t.to(torch::kFloat32).contiguous().to(torch::kCPU);
+void write_raw(const std::string& path, const torch::Tensor& t, torch::ScalarType dtype = torch::kFloat32) {
+  auto c = t.to(dtype).contiguous().to(torch::kCPU);
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * sizeof(float));
+  out.write(reinterpret_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
 }
 
 struct Args {
-  std::string model, ids, out, dtype = "float32", mode = "full";
+  std::string model, ids, out, dtype = "float32", mode = "full", out_dtype = "float32";
   int64_t n = 32, split = 0;
+  std::vector<int64_t> chunks;
 };
 
-hyla::cli::Register logits("lm-logits", "logits of --ids; --mode full|decode (prefill `split` then 1-token steps)",
+hyla::cli::Register logits("lm-logits",
+                           "logits of --ids; --mode full|decode (prefill `split` tokens, or successive --chunks, "
+                           "then 1-token steps)",
                            [](CLI::App& app) {
   auto a = std::make_shared<Args>();
   app.add_option("--model", a->model)->required();
@@ -52,6 +55,8 @@ hyla::cli::Register logits("lm-logits", "logits of --ids; --mode full|decode (pr
   app.add_option("--dtype", a->dtype);
   app.add_option("--mode", a->mode);
   app.add_option("--split", a->split);
+  app.add_option("--out-dtype", a->out_dtype, "raw file element type: float32 | float64");
+  app.add_option("--chunks", a->chunks, "prefill chunk sizes, fed one after another into the cache")->delimiter(',');
   return [=]() {
     auto m = hyla::model::load_causal_lm(a->model, torch::kCPU, hyla::model::dtype_from_name(a->dtype));
     auto ids = parse_ids(a->ids);
@@ -60,17 +65,23 @@ hyla::cli::Register logits("lm-logits", "logits of --ids; --mode full|decode (pr
     if (a->mode == "full") {
       logits = m->forward(ids);
     } else {
-      // Prefill the first `split` tokens, then feed the rest one at a time.
+      // Prefill the first `split` tokens (or the --chunks one after another, each
+      // continuing from the cache), then feed the rest one at a time.
       auto cache = m->new_cache();
       hyla::model::ForwardOptions fo;
       fo.cache = &cache;
       std::vector<torch::Tensor> parts;
-      int64_t split = std::max<int64_t>(1, a->split);
-      parts.push_back(m->forward(ids.narrow(1, 0, split), fo));
-      for (int64_t t = split; t < ids.size(1); ++t) parts.push_back(m->forward(ids.narrow(1, t, 1), fo));
+      auto chunks = a->chunks.empty() ? std::vector<int64_t>{std::max<int64_t>(1, a->split)} : a->chunks;
+      int64_t t = 0;
+      for (int64_t c : chunks) {
+        HYLA_CHECK(c > 0 && t + c <= ids.size(1), "--chunks must be positive and fit in the {} ids", ids.size(1));
+        parts.push_back(m->forward(ids.narrow(1, t, c), fo));
+        t += c;
+      }
+      for (; t < ids.size(1); ++t) parts.push_back(m->forward(ids.narrow(1, t, 1), fo));
       logits = torch::cat(parts, 1);
     }
-    write_raw(a->out, logits);
+    write_raw(a->out, logits, hyla::model::dtype_from_name(a->out_dtype));
     std::printf("%s\n", nlohmann::json({{"shape", logits.sizes().vec()}}).dump().c_str());
     return 0;
   };

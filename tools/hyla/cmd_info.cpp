@@ -20,7 +20,9 @@ int run_info(const ModelArgs& a, bool as_json) {
   for (int64_t i = 0; i < m->num_layers(); ++i) {
     auto mix = m->layer(i)->mixer();
     kv_tok += mix->cache_bytes_per_token(elem);
-    state += mix->state_bytes(4);  // recurrent states are kept in float32
+    // Recurrent states are float32 whatever the model dtype (the mixers count them so);
+    // short-conv tails are kept in the activation dtype (bf16).
+    state += mix->state_bytes(elem);
     n_attn += cfg.is_attention_layer(i);
     kinds.push_back(mix->kind());
   }
@@ -54,7 +56,7 @@ int run_info(const ModelArgs& a, bool as_json) {
   std::printf("%-26s %s, theta %g%s%s\n", "position", cfg.rope.type.c_str(), cfg.rope.theta,
               cfg.qk_norm ? ", qk-norm" : "", cfg.tie_word_embeddings ? ", tied head" : "");
   std::printf("%-26s %s per token (bf16)\n", "KV cache", human_bytes(double(kv_tok)).c_str());
-  std::printf("%-26s %s per sequence (fp32)\n", "recurrent state", human_bytes(double(state)).c_str());
+  std::printf("%-26s %s per sequence (fp32 states, bf16 conv tails)\n", "recurrent state", human_bytes(double(state)).c_str());
   std::printf("\n%-10s %16s %16s\n", "context", "this model", "all-attention");
   for (int64_t ctx : {4096, 32768, 131072})
     std::printf("%-10s %16s %16s\n", (std::to_string(ctx / 1024) + "K").c_str(),

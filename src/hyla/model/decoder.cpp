@@ -190,6 +190,8 @@ CausalLM load_causal_lm(const fs::path& dir, torch::Device device, std::optional
     const std::string& name = p.key();
     HYLA_CHECK(store.has(name), "checkpoint {}: missing tensor {}", dir.string(), name);
     auto t = store.load(name);
+    HYLA_CHECK(t.is_floating_point(), "checkpoint {}: tensor {} is stored as {}; weights must be floating point",
+               dir.string(), name, store.info(name).dtype);
     HYLA_CHECK(t.sizes() == p.value().sizes(), "checkpoint {}: tensor {} has shape {} but the config implies {}",
                dir.string(), name, t.sizes(), p.value().sizes());
     p.value().copy_(t);
