@@ -5,7 +5,10 @@
 #   $OUT/bench.json         benchmark figures
 #   $OUT/teachers.tar.gz    teacher configs, metrics, tokenizer, trainer state
 #   $OUT/*.safetensors      teacher weights (shards <= 15 MiB)
-# usage: scripts/device/run_all.sh [build] [test] [bench] [teachers]   (default: all)
+#   $OUT/fla_export.json    `hyla export --format fla` vs fla's real kernels (step fla)
+# usage: scripts/device/run_all.sh [build] [test] [bench] [teachers] [fla]
+#   (default: build test bench teachers; `fla` needs .carry/wheels and .carry/fla_check
+#   from pack.sh, or `build` before it)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-/tmp/hyla-out}"
@@ -45,5 +48,18 @@ if has bench; then
   echo "[run_all] generate bench: $((SECONDS - t0)) s"
   python3 bench/train_throughput.py --hyla $hyla --data data/teacher --out "$OUT/bench_train.json" 2>&1 | grep -v Warning | tail -8
   echo "[run_all] train bench: $((SECONDS - t0)) s"
+fi
+if has fla; then
+  # fla's wheels are pure Python: installed offline into a private folder, no dependencies
+  # resolved (torch, triton and transformers are the image's). The exports and hyla's
+  # logits come from pack.sh (.carry/fla_check); without them they are made here, which
+  # needs the `build` step first.
+  site=/tmp/fla-site
+  python3 -m pip install --quiet --no-index --no-deps --target $site .carry/wheels/*.whl 2>&1 | tail -3 ||
+    for w in .carry/wheels/*.whl; do python3 -m zipfile -e "$w" $site; done
+  if [[ -d .carry/fla_check ]]; then from=(--check .carry/fla_check); else from=(--hyla $hyla --testkit build-cuda/hyla_testkit); fi
+  PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH} python3 scripts/device/check_fla_export.py "${from[@]}" \
+    --out "$OUT/fla_export.json" 2>&1 | grep -v Warning | tail -30
+  echo "[run_all] fla export check: $((SECONDS - t0)) s"
 fi
 echo "[run_all] done in $((SECONDS - t0)) s"

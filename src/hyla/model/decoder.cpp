@@ -218,7 +218,11 @@ void save_causal_lm(CausalLM& m, const fs::path& dir, uint64_t max_shard_bytes, 
     tensors.emplace_back(name, c.contiguous());
   }
   auto config = m->config();
-  if (dtype) config.torch_dtype = *dtype == torch::kBFloat16 ? "bfloat16" : *dtype == torch::kFloat16 ? "float16" : "float32";
+  if (dtype)
+    config.torch_dtype = *dtype == torch::kBFloat16 ? "bfloat16"
+                       : *dtype == torch::kFloat16  ? "float16"
+                       : *dtype == torch::kFloat64  ? "float64"
+                                                    : "float32";
   io::save_checkpoint_tensors(dir, tensors, max_shard_bytes);
   config.save(dir);
 }
