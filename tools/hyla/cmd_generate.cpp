@@ -19,7 +19,7 @@ struct GenerateArgs {
   double temperature = 0.0, top_p = 1.0;
   int64_t top_k = 0;
   uint64_t seed = 0;
-  bool no_stream = false, stats = false, ignore_eos = false;
+  bool no_stream = false, stats = false, ignore_eos = false, eager = false;
 };
 
 // Prints only the text that became final: byte-level tokens can split a UTF-8
@@ -64,6 +64,7 @@ int run_generate(const GenerateArgs& a) {
                       .view({1, -1}).repeat({a.batch, 1}).to(dev);
   model::GenerateOptions go;
   go.max_new_tokens = a.max_new_tokens;
+  go.static_shapes = go.cuda_graph = !a.eager;
   go.sampling = {a.temperature, a.top_k, a.top_p, a.seed};
   if (!a.ignore_eos) {
     go.stop_ids = m->config().eos_token_id;
@@ -116,6 +117,7 @@ Register reg("generate", "continue a prompt (greedy, or sampling with temperatur
                app.add_flag("--no-stream", a->no_stream, "print at the end instead of token by token");
                app.add_flag("--ignore-eos", a->ignore_eos, "do not stop at the end-of-sequence token");
                app.add_flag("--stats", a->stats, "print timing to stderr");
+               app.add_flag("--eager", a->eager, "growing cache, no CUDA graph (the reference decode path)");
                return [=]() { return run_generate(*a); };
              });
 

@@ -18,6 +18,18 @@ int64_t ModelCache::bytes() const {
   return b;
 }
 
+std::vector<std::map<std::string, torch::Tensor>> ModelCache::snapshot_states() const {
+  std::vector<std::map<std::string, torch::Tensor>> out(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i)
+    for (auto& [key, t] : layers[i].state) out[i][key] = t.clone();
+  return out;
+}
+
+void ModelCache::restore_states(const std::vector<std::map<std::string, torch::Tensor>>& saved) {
+  for (size_t i = 0; i < layers.size() && i < saved.size(); ++i)
+    for (auto& [key, t] : saved[i]) layers[i].state.at(key).copy_(t);
+}
+
 void ModelCache::reset() {
   for (auto& l : layers) l = LayerCache{};
   position = 0;

@@ -27,6 +27,10 @@ struct ModelCache {
   explicit ModelCache(size_t n_layers = 0) : layers(n_layers) {}
   int64_t bytes() const;
   void reset();
+  // Copies of every layer's recurrent state, and putting them back in place (same
+  // buffers): CUDA-graph warm-up runs a decode step that must leave no trace.
+  std::vector<std::map<std::string, torch::Tensor>> snapshot_states() const;
+  void restore_states(const std::vector<std::map<std::string, torch::Tensor>>& saved);
 };
 
 }  // namespace hyla::model

@@ -28,16 +28,14 @@ GenerateResult generate(CausalLM& model, const torch::Tensor& prompt, const Gene
   Sampler sampler(opt.sampling);
   auto dev = prompt.device();
   int64_t B = prompt.size(0), T = prompt.size(1);
-  // Attention-only models decode with static shapes (CUDA-graph replay on GPU); models
-  // with linear mixers use the growing cache until their steps update state in place.
-  bool all_attention = true;
-  for (int64_t i = 0; i < model->num_layers(); ++i) all_attention &= model->config().is_attention_layer(i);
+  // Static shapes (CUDA-graph replay on GPU): a preallocated KV cache for attention
+  // layers, in-place state updates for linear ones.
   std::unique_ptr<StaticDecoder> fixed;
   ModelCache cache = model->new_cache();
   ForwardOptions fo;
   fo.cache = &cache;
   fo.logits_last_n = 1;
-  if (all_attention && opt.static_shapes)
+  if (opt.static_shapes)
     fixed = std::make_unique<StaticDecoder>(model, B, T + opt.max_new_tokens, opt.cuda_graph);
   auto step = [&](const torch::Tensor& ids) {
     return fixed ? fixed->step(ids) : model->forward(ids.view({B, 1}), fo).select(1, 0);

@@ -15,7 +15,7 @@ struct GenerateOptions {
   // Called after each step with the new token of every row ([B] int64 CPU); return
   // false to stop early. Used for streaming to the terminal.
   std::function<bool(const torch::Tensor&)> on_token;
-  bool static_shapes = true;  // preallocated KV cache (attention-only models)
+  bool static_shapes = true;  // preallocated KV cache, in-place recurrent states
   bool cuda_graph = true;     // replay one captured decode step on CUDA
 };
 

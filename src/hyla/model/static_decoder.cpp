@@ -72,6 +72,9 @@ torch::Tensor StaticDecoder::step(const torch::Tensor& ids) {
     // Warm up on a side stream (allocator, cuBLAS handles), then capture one step.
     // The warm-up and the capture each write this position's K/V; they are rewritten
     // identically by the replay below, so the cache stays right.
+    // Warm-up steps advance the linear mixers' states; they are put back before the
+    // capture (which only records), so the first replay starts from the prefilled state.
+    auto saved = cache_.snapshot_states();
     auto main_stream = c10::cuda::getCurrentCUDAStream();
     auto side = c10::cuda::getStreamFromPool();
     at::cuda::CUDAEvent ready;
@@ -80,6 +83,7 @@ torch::Tensor StaticDecoder::step(const torch::Tensor& ids) {
     {
       c10::cuda::CUDAStreamGuard guard(side);
       for (int i = 0; i < 2; ++i) run_step();
+      cache_.restore_states(saved);
       graph_->graph.capture_begin();
       out_logits_ = run_step();
       graph_->graph.capture_end();

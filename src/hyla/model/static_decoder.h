@@ -4,6 +4,7 @@
 //
 // Attention caches are preallocated for `max_len` tokens; each step writes K/V at its
 // position and attends over the full buffer under a mask (MixerContext::static_cache).
+// Linear mixers' states are allocated by the prefill and then updated in place.
 // On CPU, or for models whose step cannot be captured (dynamic-NTK RoPE), the same
 // static path runs eagerly.
 #pragma once

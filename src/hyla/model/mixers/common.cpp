@@ -52,6 +52,15 @@ torch::Tensor cached_state(const MixerContext& ctx, const std::string& key) {
   return it == ctx.cache->state.end() ? torch::Tensor() : it->second;
 }
 
+void store_state(const MixerContext& ctx, const std::string& key, const torch::Tensor& value) {
+  if (!ctx.cache) return;
+  auto& slot = ctx.cache->state[key];
+  if (ctx.static_cache && slot.defined() && slot.sizes() == value.sizes() && slot.dtype() == value.dtype())
+    slot.copy_(value);
+  else
+    slot = value;
+}
+
 void validate_mixer_config(const MixerConfig& c, const std::string& kind) {
   const auto& n = c.name;
   HYLA_CHECK(c.hidden > 0, "{} ({}): hidden size must be positive, got {}", n, kind, c.hidden);

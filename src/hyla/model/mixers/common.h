@@ -42,4 +42,9 @@ void validate_mixer_config(const MixerConfig& c, const std::string& kind);
 // The cached tensor `key` of this layer, or undefined (no cache, or nothing cached yet).
 torch::Tensor cached_state(const MixerContext& ctx, const std::string& key);
 
+// Stores this layer's new state `key`. A dynamic cache takes the new tensor; a static one
+// (ctx.static_cache: CUDA-graph decoding) keeps its buffer and copies the value in, so a
+// captured step writes where the next replay reads.
+void store_state(const MixerContext& ctx, const std::string& key, const torch::Tensor& value);
+
 }  // namespace hyla::model

@@ -72,8 +72,8 @@ torch::Tensor DualStateLinearAttentionImpl::forward(const torch::Tensor& x, cons
     r = ops::gated_linear_chunked(q2, k2, v2, g, opt);
   }
   if (ctx.cache) {
-    ctx.cache->state["S1"] = r.state.narrow(1, 0, H).contiguous();
-    ctx.cache->state["S2"] = r.state.narrow(1, H, H).contiguous();
+    store_state(ctx, "S1", r.state.narrow(1, 0, H).contiguous());
+    store_state(ctx, "S2", r.state.narrow(1, H, H).contiguous());
     ctx.cache->length += T;
   }
   // o = w_1 o_1 + w_2 o_2 with w = softmax(λ) (dsla.md "Mixing").

@@ -54,7 +54,7 @@ torch::Tensor GatedDeltaNetImpl::forward(const torch::Tensor& x, const MixerCont
     auto y = proj(x);
     if (!c_.use_short_conv) return torch::silu(y);  // fla keeps the SiLU without a conv
     auto r = ops::short_conv(y, conv->weight, conv->bias, cached_state(ctx, key), ctx.cu_seqlens, true);
-    if (cache) cache->state[key] = r.tail.to(x.dtype());
+    store_state(ctx, key, r.tail.to(x.dtype()));
     return r.y;
   };
   auto q = project(q_proj, q_conv1d, "conv_q").view({B, T, H, dk});
@@ -89,7 +89,7 @@ torch::Tensor GatedDeltaNetImpl::forward(const torch::Tensor& x, const MixerCont
     r = ops::gated_delta_chunked(q, k, v, g, beta, opt);
   }
   if (cache) {
-    cache->state["S"] = r.state;
+    store_state(ctx, "S", r.state);
     cache->length += T;
   }
   // Step 7: per-head RMSNorm gated by SiLU(W_g x) (fla's FusedRMSNormGated), then W_o.

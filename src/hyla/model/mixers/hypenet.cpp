@@ -86,7 +86,12 @@ torch::Tensor LightningAttentionImpl::forward(const torch::Tensor& x, const Mixe
   auto ct = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   q = q.to(ct), k = k.to(ct), v = v.to(ct);
   auto S0 = cached_state(ctx, "S");
-  auto decay = log_decay_.to(q.device(), q.scalar_type());
+  // Kept on the compute device after the first call: a host-to-device copy per step would
+  // also break CUDA-graph capture.
+  if (!decay_on_device_.defined() || decay_on_device_.device() != q.device() ||
+      decay_on_device_.scalar_type() != q.scalar_type())
+    decay_on_device_ = log_decay_.to(q.device(), q.scalar_type());
+  auto decay = decay_on_device_;
   ops::RecurrenceResult r;
   if (ctx.cache && T == 1 && !ctx.cu_seqlens.defined()) {
     r = ops::gated_linear_step(q.select(1, 0), k.select(1, 0), v.select(1, 0), decay.expand({B, H}), S0);
@@ -99,7 +104,7 @@ torch::Tensor LightningAttentionImpl::forward(const torch::Tensor& x, const Mixe
     r = ops::gated_linear_chunked(q, k, v, decay.expand({B, T, H}), opt);
   }
   if (ctx.cache) {
-    ctx.cache->state["S"] = r.state;
+    store_state(ctx, "S", r.state);
     ctx.cache->length += T;
   }
   auto o = r.o.reshape({B, T, H * Dh}).to(x.dtype());

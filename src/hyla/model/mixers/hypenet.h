@@ -40,7 +40,7 @@ class LightningAttentionImpl : public MixerImpl {
  private:
   MixerConfig c_;
   Rotary rotary_;
-  torch::Tensor log_decay_;
+  torch::Tensor log_decay_, decay_on_device_;
 };
 TORCH_MODULE(LightningAttention);
 
