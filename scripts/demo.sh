@@ -18,3 +18,8 @@ if [[ -f $model/validation.txt ]]; then
   echo "== hyla ppl on held-out text"
   "$hyla" ppl "$model" "$model/validation.txt" --device cpu --ctx 512
 fi
+echo
+echo "== hyla hybrid: keep 1 attention layer in 4, Gated DeltaNet in the others (untrained mixers)"
+hybrid="$(mktemp -d)/hybrid"
+"$hyla" hybrid "$model" --out "$hybrid" --mixer gdn --attention-every 4
+"$hyla" info "$hybrid" | tail -5
