@@ -110,6 +110,7 @@ HYBRID_ARG_CASES = {
     "bad JSON": (["--linear-config", "{num_heads: 2"], ["--linear-config", "invalid JSON"]),
     "non-dividing heads": (["--linear-config", '{"num_heads": 4, "num_v_heads": 6}'], ["layer 1 (gdn)", "value heads 6"]),
     "HyPE base": (["--hype", "--hype-base", "1"], ["logn base"]),
+    "interleave 0": (["--attention-every", "0"], ["interleave must be >= 1"]),
 }
 
 
@@ -118,6 +119,14 @@ def test_bad_hybrid_arguments(good, tmp_path, hyla_bin, case):
     args, needles = HYBRID_ARG_CASES[case]
     refused([hyla_bin, "hybrid", good / "teacher", "--out", tmp_path / "out", *args], *needles)
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_output_over_the_input_is_refused(good, tmp_path, hyla_bin):
+    # Writing the student (or an export) into the teacher's directory would destroy it.
+    before = (good / "teacher" / "model.safetensors").read_bytes()
+    refused([hyla_bin, "hybrid", good / "teacher", "--out", good / "teacher"], "overwrite")
+    refused([hyla_bin, "export", good / "hybrid", "--format", "fla", "--out", good / "hybrid"], "overwrite")
+    assert (good / "teacher" / "model.safetensors").read_bytes() == before
 
 
 def test_missing_teacher_tensor_is_named(good, tmp_path, hyla_bin):

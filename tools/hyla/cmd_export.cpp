@@ -1,17 +1,16 @@
 // `hyla export MODEL --format fla --out DIR`: writes a hybrid (attention + Gated DeltaNet
 // layers) as a flash-linear-attention GatedDeltaNetForCausalLM checkpoint, or refuses,
 // naming the layer and the feature fla cannot express (docs/hybrid.md "Export to fla").
+#include <algorithm>
 #include <cstdio>
 
 #include "command.h"
 #include "common.h"
-#include "hyla/io/atomic_file.h"
 #include "hyla/model/export_fla.h"
 #include "hyla/util/error.h"
 
 namespace hyla::cli {
 namespace {
-namespace fs = std::filesystem;
 
 struct ExportArgs {
   std::string model, out, format = "fla", dtype = "auto";
@@ -19,22 +18,15 @@ struct ExportArgs {
 
 int run_export(const ExportArgs& a) {
   HYLA_CHECK(a.format == "fla", "--format \"{}\" is not supported (have: fla)", a.format);
+  check_distinct_output(a.model, a.out);
   auto cfg = model::ModelConfig::load(a.model);
   auto m = model::load_causal_lm(a.model, torch::kCPU, torch::kFloat32);
   std::string dtype_name = a.dtype == "auto" ? cfg.torch_dtype : a.dtype;
   auto dtype = model::dtype_from_name(dtype_name);
   model::export_fla(m, a.out, dtype);
-  // The tokenizer and generation defaults carry over unchanged.
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"}) {
-    fs::path p = fs::path(a.model) / f;
-    if (fs::exists(p)) io::write_text_atomic(fs::path(a.out) / f, io::read_text_file(p));
-  }
-  std::string kinds;
-  int64_t n_attn = 0;
-  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
-    n_attn += cfg.is_attention_layer(i);
-    kinds += cfg.is_attention_layer(i) ? 'A' : 'g';
-  }
+  copy_tokenizer_files(a.model, a.out);  // they carry over unchanged
+  std::string kinds = layer_kinds_string(cfg);
+  int64_t n_attn = std::count(kinds.begin(), kinds.end(), 'A');
   std::printf("wrote %s: fla GatedDeltaNetForCausalLM, %lld layers (%lld attention, %lld gdn)  [%s]  %s\n",
               a.out.c_str(), (long long)cfg.num_hidden_layers, (long long)n_attn,
               (long long)(cfg.num_hidden_layers - n_attn), kinds.c_str(), dtype_name.c_str());

@@ -2,6 +2,7 @@
 // keep softmax attention (uniform interleave or an explicit list), builds the linear
 // mixers in the others, copies everything the two models share from the teacher, and
 // writes an HF-style checkpoint (config.json with layer_types, safetensors, tokenizer).
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -18,7 +19,7 @@ namespace fs = std::filesystem;
 struct HybridArgs {
   ModelArgs teacher;
   std::string out, mixer = "gdn", layer_types, linear_config, dtype = "auto";
-  int64_t every = 0;
+  int64_t every = -1;  // unset: 4
   std::vector<int64_t> attention_layers;
   bool hype = false;
   double hype_base = 500;
@@ -34,14 +35,15 @@ std::vector<std::string> split_commas(const std::string& s) {
 }
 
 int run_hybrid(const HybridArgs& a) {
+  check_distinct_output(a.teacher.path, a.out);
   auto tc = model::ModelConfig::load(a.teacher.path);
-  int given = (a.every > 0) + !a.attention_layers.empty() + !a.layer_types.empty();
+  int given = (a.every >= 0) + !a.attention_layers.empty() + !a.layer_types.empty();
   HYLA_CHECK(given <= 1, "give one of --attention-every, --attention-layers, --layer-types");
   model::HybridOptions opt;
   if (!a.layer_types.empty()) opt.layer_types = split_commas(a.layer_types);
   else if (!a.attention_layers.empty())
     opt.layer_types = model::layer_types_keeping(tc.num_hidden_layers, a.attention_layers, a.mixer);
-  else opt.layer_types = model::interleave_layer_types(tc.num_hidden_layers, a.every > 0 ? a.every : 4, a.mixer);
+  else opt.layer_types = model::interleave_layer_types(tc.num_hidden_layers, a.every >= 0 ? a.every : 4, a.mixer);
   if (!a.linear_config.empty()) {
     std::string text = a.linear_config[0] == '@' ? io::read_text_file(a.linear_config.substr(1)) : a.linear_config;
     try {
@@ -59,17 +61,9 @@ int run_hybrid(const HybridArgs& a) {
   std::optional<torch::ScalarType> dtype;
   dtype = model::dtype_from_name(a.dtype == "auto" ? tc.torch_dtype : a.dtype);
   model::save_causal_lm(student, a.out, 2ull << 30, dtype);
-  // The tokenizer and generation defaults carry over unchanged.
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"}) {
-    fs::path p = fs::path(a.teacher.path) / f;
-    if (fs::exists(p)) io::write_text_atomic(fs::path(a.out) / f, io::read_text_file(p));
-  }
-  int64_t n_attn = 0;
-  std::string kinds;
-  for (int64_t i = 0; i < hc.num_hidden_layers; ++i) {
-    n_attn += hc.is_attention_layer(i);
-    kinds += hc.is_attention_layer(i) ? 'A' : hc.layer_types[i][0];
-  }
+  copy_tokenizer_files(a.teacher.path, a.out);  // they carry over unchanged
+  std::string kinds = layer_kinds_string(hc);
+  int64_t n_attn = std::count(kinds.begin(), kinds.end(), 'A');
   std::printf("wrote %s: %lld layers, %lld attention, %lld linear  [%s]  (A = attention, g = gdn, d = dsla, h = hypenet)\n",
               a.out.c_str(), (long long)hc.num_hidden_layers, (long long)n_attn,
               (long long)(hc.num_hidden_layers - n_attn), kinds.c_str());

@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include "hyla/io/atomic_file.h"
 #include "hyla/util/error.h"
 
 namespace hyla::cli {
@@ -33,6 +34,27 @@ std::shared_ptr<io::Tokenizer> ModelArgs::tokenizer() const {
   auto p = std::filesystem::path(path) / "tokenizer.json";
   HYLA_CHECK(std::filesystem::exists(p), "{}: no tokenizer.json in the model directory", p.string());
   return io::Tokenizer::load(p);
+}
+
+void check_distinct_output(const std::string& in, const std::string& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  bool same = fs::exists(out) && fs::equivalent(fs::path(in), fs::path(out), ec);
+  HYLA_CHECK(!same, "--out {} is the input model's directory; writing there would overwrite the model being read", out);
+}
+
+void copy_tokenizer_files(const std::string& from, const std::string& to) {
+  namespace fs = std::filesystem;
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"}) {
+    fs::path p = fs::path(from) / f;
+    if (fs::exists(p)) io::write_text_atomic(fs::path(to) / f, io::read_text_file(p));
+  }
+}
+
+std::string layer_kinds_string(const model::ModelConfig& c) {
+  std::string s;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) s += c.is_attention_layer(i) ? 'A' : c.layer_type(i)[0];
+  return s;
 }
 
 std::string human_bytes(double b) {

@@ -24,4 +24,13 @@ struct ModelArgs {
 
 std::string human_bytes(double bytes);
 
+// For commands that write a checkpoint derived from another (hybrid, export): refuses an
+// output directory that is the input's, which would overwrite the model being read.
+void check_distinct_output(const std::string& in, const std::string& out);
+// Copies the tokenizer and generation defaults (tokenizer.json, tokenizer_config.json,
+// special_tokens_map.json, generation_config.json) that exist in `from` into `to`.
+void copy_tokenizer_files(const std::string& from, const std::string& to);
+// One letter per layer: A = attention, g = gdn, d = dsla, h = hypenet ("AgggA").
+std::string layer_kinds_string(const model::ModelConfig& c);
+
 }  // namespace hyla::cli

@@ -180,6 +180,16 @@ torch::ScalarType dtype_from_name(const std::string& n) {
   fail("unknown dtype \"{}\" (have: float32, bfloat16, float16, float64)", n);
 }
 
+std::string dtype_name(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return "float32";
+    case torch::kBFloat16: return "bfloat16";
+    case torch::kFloat16: return "float16";
+    case torch::kFloat64: return "float64";
+    default: fail("weights cannot be saved as {} (have: float32, bfloat16, float16, float64)", c10::toString(t));
+  }
+}
+
 CausalLM load_causal_lm(const fs::path& dir, torch::Device device, std::optional<torch::ScalarType> dtype) {
   auto config = ModelConfig::load(dir);
   torch::NoGradGuard no_grad;
@@ -218,11 +228,7 @@ void save_causal_lm(CausalLM& m, const fs::path& dir, uint64_t max_shard_bytes, 
     tensors.emplace_back(name, c.contiguous());
   }
   auto config = m->config();
-  if (dtype)
-    config.torch_dtype = *dtype == torch::kBFloat16 ? "bfloat16"
-                       : *dtype == torch::kFloat16  ? "float16"
-                       : *dtype == torch::kFloat64  ? "float64"
-                                                    : "float32";
+  if (dtype) config.torch_dtype = dtype_name(*dtype);
   io::save_checkpoint_tensors(dir, tensors, max_shard_bytes);
   config.save(dir);
 }

@@ -94,5 +94,7 @@ CausalLM load_causal_lm(const std::filesystem::path& dir, torch::Device device =
 void save_causal_lm(CausalLM& m, const std::filesystem::path& dir, uint64_t max_shard_bytes = 2ull << 30,
                     std::optional<torch::ScalarType> dtype = std::nullopt);
 torch::ScalarType dtype_from_name(const std::string& name);
+// The config.json name of a floating-point dtype ("float32", "bfloat16", ...).
+std::string dtype_name(torch::ScalarType t);
 
 }  // namespace hyla::model

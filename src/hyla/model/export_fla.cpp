@@ -79,16 +79,6 @@ json token_ids(const std::vector<int64_t>& ids) {
   return ids;
 }
 
-std::string dtype_name(torch::ScalarType t) {
-  switch (t) {
-    case torch::kFloat32: return "float32";
-    case torch::kBFloat16: return "bfloat16";
-    case torch::kFloat16: return "float16";
-    case torch::kFloat64: return "float64";
-    default: fail("fla export: cannot save weights as {}", c10::toString(t));
-  }
-}
-
 }  // namespace
 
 json fla_config(const CausalLM& m) {
