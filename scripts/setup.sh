@@ -12,7 +12,7 @@ mkdir -p "$cache"
 
 debs=(cmake ninja-build g++ ccache pkg-config nlohmann-json3-dev libcli11-dev
       libgtest-dev libpcre2-dev libtomlplusplus-dev libgloo-dev iproute2
-      libicu-dev)
+      libicu-dev libcpp-httplib-dev)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -1,0 +1,294 @@
+#include "hyla/serve/engine.h"
+
+#include "hyla/util/error.h"
+#include "hyla/util/log.h"
+
+namespace hyla::serve {
+namespace {
+
+int64_t kv_bytes_per_token(model::CausalLM& m) {
+  int64_t elem = m->embed_tokens->weight.element_size(), b = 0;
+  for (int64_t i = 0; i < m->num_layers(); ++i) b += m->layer(i)->mixer()->cache_bytes_per_token(elem);
+  return b;
+}
+
+BlockPool make_pool(model::CausalLM& m, EngineOptions& o) {
+  if (o.max_context <= 0) o.max_context = m->config().max_position_embeddings;
+  HYLA_CHECK(o.block_size > 0 && o.prefill_chunk > 0 && o.max_running > 0 && o.step_tokens > 0,
+             "engine: block size, prefill chunk, max running and step tokens must be > 0");
+  int64_t per_block = kv_bytes_per_token(m) * o.block_size;
+  int64_t blocks = per_block > 0 ? o.kv_cache_bytes / per_block
+                                 : o.max_running * ((o.max_context + o.block_size - 1) / o.block_size);
+  HYLA_CHECK(blocks > 0, "engine: a KV cache of {} bytes holds no block of {} tokens ({} bytes)", o.kv_cache_bytes,
+             o.block_size, per_block);
+  return BlockPool(blocks, o.block_size, o.max_running);
+}
+
+bool model_has_linear(model::CausalLM& m) {
+  for (int64_t i = 0; i < m->num_layers(); ++i) {
+    auto k = m->config().layer_type(i);
+    if (k != "full_attention" && k != "sliding_attention") return true;
+  }
+  return false;
+}
+}  // namespace
+
+Engine::Engine(model::CausalLM model, EngineOptions opt)
+    : config_(model->config()), opt_(opt), has_linear_(model_has_linear(model)), pool_(make_pool(model, opt_)),
+      prefix_(opt_.prefix_cache_bytes, has_linear_), scheduler_(pool_, opt_.step_tokens, opt_.prefill_chunk),
+      runner_(std::move(model)) {
+  stats_.layers = config_.num_hidden_layers;
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    auto k = config_.layer_type(i);
+    stats_.attention_layers += k == "full_attention" || k == "sliding_attention";
+  }
+  update_stats();
+}
+
+Engine::~Engine() { stop(false); }
+
+uint64_t Engine::submit(Request r) {
+  auto& sp = r.sampling;
+  int64_t n = static_cast<int64_t>(r.prompt.size());
+  HYLA_CHECK(n > 0, "the prompt is empty");
+  HYLA_CHECK(sp.max_tokens >= 0, "max_tokens must be >= 0, got {}", sp.max_tokens);
+  HYLA_CHECK(n + sp.max_tokens <= opt_.max_context,
+             "the prompt ({} tokens) plus max_tokens ({}) exceeds the context limit of {} tokens", n, sp.max_tokens,
+             opt_.max_context);
+  HYLA_CHECK(pool_.could_ever_fit(n + sp.max_tokens),
+             "the prompt ({} tokens) plus max_tokens ({}) needs more KV cache than the server has ({} tokens)", n,
+             sp.max_tokens, pool_.num_blocks() * pool_.block_size());
+  for (auto id : r.prompt)
+    HYLA_CHECK(id >= 0 && id < config_.vocab_size, "prompt token id {} is outside the vocabulary (size {})", id,
+               config_.vocab_size);
+  HYLA_CHECK(sp.temperature >= 0, "temperature must be >= 0, got {}", sp.temperature);
+  HYLA_CHECK(sp.top_p > 0 && sp.top_p <= 1, "top_p must be in (0, 1], got {}", sp.top_p);
+  HYLA_CHECK(sp.top_k >= 0, "top_k must be >= 0, got {}", sp.top_k);
+  HYLA_CHECK(sp.logprobs <= 20, "logprobs must be at most 20, got {}", sp.logprobs);
+  auto s = std::make_unique<Sequence>();
+  s->tokens = r.prompt;
+  s->prompt_len = n;
+  s->request = std::move(r);
+  s->arrived = std::chrono::steady_clock::now();
+  std::lock_guard lk(mu_);
+  if (!accepting_) throw Refused(Refused::Why::shutting_down, "the server is shutting down");
+  if (stats_.waiting >= opt_.max_waiting)
+    throw Refused(Refused::Why::queue_full, fmt::format("the queue is full ({} requests waiting)", opt_.max_waiting));
+  s->id = next_id_++;
+  uint64_t id = s->id;
+  inbox_.push_back(std::move(s));
+  ++stats_.waiting;
+  wake_.notify_all();
+  return id;
+}
+
+void Engine::cancel(uint64_t id) {
+  std::lock_guard lk(mu_);
+  cancels_.push_back(id);
+  wake_.notify_all();
+}
+
+void Engine::take_inbox() {
+  std::vector<std::unique_ptr<Sequence>> fresh;
+  std::vector<uint64_t> cancels;
+  bool all = false;
+  {
+    std::lock_guard lk(mu_);
+    fresh.swap(inbox_);
+    cancels.swap(cancels_);
+    all = cancel_all_;
+  }
+  for (auto& s : fresh) scheduler_.enqueue(std::move(s));
+  if (all) {
+    for (auto& s : scheduler_.waiting()) cancels.push_back(s->id);
+    for (auto& s : scheduler_.running()) cancels.push_back(s->id);
+  }
+  for (auto id : cancels) {
+    if (auto s = scheduler_.remove_waiting(id)) {
+      finish(*s, FinishReason::cancelled);
+      continue;
+    }
+    for (auto& s : scheduler_.running())
+      if (s->id == id && !s->finished) finish(*s, FinishReason::cancelled);
+  }
+}
+
+void Engine::admit() {
+  for (Sequence* s : scheduler_.admit()) {
+    s->cache = runner_.model()->new_cache();
+    s->sampler = std::make_unique<RequestSampler>(s->request.sampling);
+    totals_prompt_ += s->prompt_len;
+    if (!opt_.prefix_cache || s->request.sampling.prompt_logprobs) continue;
+    ++lookups_;
+    // At most prompt_len - 1: the last prompt token must run to give the first logits.
+    s->restored = prefix_.lookup(s->tokens, s->prompt_len - 1);
+    if (s->restored.position == 0) continue;
+    PrefixCache::restore(s->restored, s->cache);
+    s->computed = s->restored.position;
+    totals_cached_ += s->computed;
+    ++hits_;
+  }
+}
+
+bool Engine::step() {
+  take_inbox();
+  admit();
+  scheduler_.retire([](const Sequence& s) { return s.finished; });
+  auto work = scheduler_.plan();
+  bool did = !work.empty();
+  for (auto& r : runner_.run(work)) handle(r);
+  scheduler_.retire([](const Sequence& s) { return s.finished; });
+  if (did) ++steps_;
+  update_stats();
+  return did || !scheduler_.running().empty() || !scheduler_.waiting().empty();
+}
+
+void Engine::handle(const StepResult& r) {
+  auto& s = *r.seq;
+  auto& sp = s.request.sampling;
+  bool prompt_done = r.start < s.prompt_len && s.computed >= s.prompt_len;
+  RequestOutput out;
+  if (sp.prompt_logprobs && r.start < s.prompt_len) {
+    // Row i scores the token after position start + i (prompt tokens only; the last
+    // row's target, if past the prompt, is the first generated token).
+    std::vector<int64_t> targets;
+    for (int64_t i = 0; i < r.tokens && r.start + i + 1 < s.prompt_len; ++i) targets.push_back(s.tokens[r.start + i + 1]);
+    if (!targets.empty()) out.prompt_logprobs = s.sampler->score(r.logits.narrow(0, 0, targets.size()), targets);
+  }
+  if (s.prefilling()) {
+    if (opt_.prefix_cache && has_linear_ && s.computed % opt_.prefill_chunk == 0)
+      s.snapshots[s.computed] = PrefixCache::copy_states(s.cache);
+    if (!out.prompt_logprobs.empty() && s.request.on_output) {
+      out.id = s.id;
+      s.request.on_output(out);
+    }
+    return;
+  }
+  if (prompt_done && opt_.prefix_cache) {
+    std::vector<int64_t> prompt(s.tokens.begin(), s.tokens.begin() + s.prompt_len);
+    if (has_linear_) s.snapshots[s.prompt_len] = PrefixCache::copy_states(s.cache);
+    s.prompt_entry = {prefix_.insert(prompt, s.cache, std::move(s.snapshots), s.restored), s.prompt_len};
+    s.snapshots.clear();
+  }
+  out.id = s.id;
+  out.prompt_tokens = s.prompt_len;
+  out.cached_tokens = s.restored.position;
+  if (sp.max_tokens == 0) return finish(s, FinishReason::length, std::move(out));
+  auto next = s.sampler->next(r.logits.narrow(0, r.logits.size(0) - 1, 1));
+  ++s.generated;
+  ++totals_generated_;
+  for (auto stop : sp.stop_ids)
+    if (next.id == stop) return finish(s, FinishReason::stop, std::move(out));
+  s.tokens.push_back(next.id);
+  out.tokens.push_back(next);
+  if (s.generated >= sp.max_tokens) return finish(s, FinishReason::length, std::move(out));
+  if (s.request.on_output) s.request.on_output(out);
+}
+
+void Engine::finish(Sequence& s, FinishReason why, RequestOutput out) {
+  s.finished = true;
+  if (opt_.prefix_cache && why != FinishReason::cancelled && s.prompt_entry.entry && s.computed > s.prompt_len) {
+    // The conversation so far (prompt + reply): a chat's next turn starts with it.
+    std::vector<int64_t> fed(s.tokens.begin(), s.tokens.begin() + s.computed);
+    std::map<int64_t, LayerStates> end;
+    if (has_linear_) end[s.computed] = PrefixCache::copy_states(s.cache);
+    prefix_.insert(fed, s.cache, std::move(end), s.prompt_entry);
+  }
+  out.id = s.id;
+  out.finish = why;
+  out.prompt_tokens = s.prompt_len;
+  out.cached_tokens = s.restored.position;
+  ++totals_finished_;
+  if (s.request.on_output) s.request.on_output(out);
+}
+
+void Engine::update_stats() {
+  std::lock_guard lk(mu_);
+  auto& st = stats_;
+  st.waiting = static_cast<int64_t>(scheduler_.waiting().size() + inbox_.size());
+  st.running = static_cast<int64_t>(scheduler_.running().size());
+  st.kv_blocks_used = pool_.used_blocks();
+  st.kv_blocks_total = pool_.num_blocks();
+  st.slots_used = pool_.used_slots();
+  st.slots_total = pool_.num_slots();
+  st.prompt_tokens = totals_prompt_;
+  st.cached_tokens = totals_cached_;
+  st.generated_tokens = totals_generated_;
+  st.requests_finished = totals_finished_;
+  st.prefix_hits = hits_;
+  st.prefix_lookups = lookups_;
+  st.prefix_cache_bytes = prefix_.bytes();
+  st.prefix_cache_entries = prefix_.entries();
+  st.prefix_evictions = prefix_.evictions();
+  st.steps = steps_;
+  auto now = std::chrono::steady_clock::now();
+  rate_window_.emplace_back(now, totals_generated_);
+  while (rate_window_.size() > 2 && now - rate_window_.front().first > std::chrono::seconds(10)) rate_window_.pop_front();
+  double dt = std::chrono::duration<double>(now - rate_window_.front().first).count();
+  st.tokens_per_second = dt > 0 ? (totals_generated_ - rate_window_.front().second) / dt : 0.0;
+}
+
+void Engine::close() {
+  std::lock_guard lk(mu_);
+  accepting_ = false;
+}
+
+bool Engine::wait_idle(double timeout_seconds) const {
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+  for (;;) {
+    {
+      std::lock_guard lk(mu_);
+      if (inbox_.empty() && stats_.waiting == 0 && stats_.running == 0) return true;
+    }
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard lk(mu_);
+  return stats_;
+}
+
+void Engine::run_until_idle() {
+  while (step()) {
+  }
+}
+
+void Engine::fail_running(const std::string& why) {
+  log::warn("engine step failed: {}; cancelling the {} running requests", why, scheduler_.running().size());
+  for (auto& s : scheduler_.running())
+    if (!s->finished) finish(*s, FinishReason::cancelled);
+  scheduler_.retire([](const Sequence& s) { return s.finished; });
+}
+
+void Engine::start() {
+  thread_ = std::thread([this] {
+    for (;;) {
+      bool busy = false;
+      try {
+        busy = step();
+      } catch (const std::exception& e) {
+        fail_running(e.what());
+      }
+      std::unique_lock lk(mu_);
+      if (stop_ && !busy && inbox_.empty()) break;
+      if (!busy)
+        wake_.wait_for(lk, std::chrono::milliseconds(50),
+                       [&] { return stop_ || cancel_all_ || !inbox_.empty() || !cancels_.empty(); });
+    }
+  });
+}
+
+void Engine::stop(bool drain) {
+  {
+    std::lock_guard lk(mu_);
+    accepting_ = false;
+    if (!drain) cancel_all_ = true;
+    stop_ = true;
+    wake_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace hyla::serve

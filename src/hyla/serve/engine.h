@@ -1,0 +1,114 @@
+// The serving engine: a scheduler (who runs this step), a block pool (KV blocks and
+// state slots under a memory budget), a prefix cache (snapshots of shared prompt
+// prefixes) and a runner (the model forward), stepped in a loop. Requests arrive from
+// any thread; every step admits what fits, runs one chunk or token per sequence,
+// samples, reports outputs through each request's callback, and retires what finished.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "hyla/model/decoder.h"
+#include "hyla/serve/block_pool.h"
+#include "hyla/serve/prefix_cache.h"
+#include "hyla/serve/runner.h"
+#include "hyla/serve/scheduler.h"
+#include "hyla/util/error.h"
+
+#include <deque>
+
+namespace hyla::serve {
+
+struct EngineOptions {
+  int64_t max_running = 16;                  // state slots: sequences decoding at once
+  int64_t block_size = 16;                   // tokens per KV block
+  int64_t kv_cache_bytes = int64_t(1) << 30; // attention K/V budget
+  int64_t step_tokens = 256;                 // tokens fed per step (decodes + prefill chunks)
+  int64_t prefill_chunk = 64;                // prefill chunk = linear-state snapshot interval
+  bool prefix_cache = true;
+  int64_t prefix_cache_bytes = int64_t(256) << 20;
+  int64_t max_waiting = 1024;                // queued requests beyond this are refused
+  int64_t max_context = 0;                   // 0: the model's max_position_embeddings
+};
+
+// A request refused for the server's state, not its content (HTTP 429 / 503); a bad
+// request is a plain hyla::Error (HTTP 400).
+class Refused : public Error {
+ public:
+  enum class Why { queue_full, shutting_down };
+  Refused(Why w, std::string what) : Error(std::move(what)), why(w) {}
+  Why why;
+};
+
+struct EngineStats {
+  int64_t waiting = 0, running = 0;
+  int64_t kv_blocks_used = 0, kv_blocks_total = 0, slots_used = 0, slots_total = 0;
+  int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
+  int64_t requests_finished = 0, prefix_hits = 0, prefix_lookups = 0;
+  int64_t prefix_cache_bytes = 0, prefix_cache_entries = 0, prefix_evictions = 0, steps = 0;
+  int64_t attention_layers = 0, layers = 0;
+  double tokens_per_second = 0;  // generated, over the last ~10 s
+};
+
+class Engine {
+ public:
+  Engine(model::CausalLM model, EngineOptions opt);
+  ~Engine();
+  // Thread-safe. Checks the request (errors are hyla::Error naming what is wrong) and
+  // queues it; its outputs arrive through request.on_output on the engine's thread.
+  uint64_t submit(Request r);
+  // Thread-safe: the request finishes with FinishReason::cancelled at the next step.
+  void cancel(uint64_t id);
+
+  // One step (engine thread only, or without start()). Returns false when idle.
+  bool step();
+  void run_until_idle();
+  // A background thread stepping until stop(); stop(drain = true) refuses new requests
+  // and returns once the queued and running ones have finished.
+  void start();
+  void stop(bool drain);
+  // Refuses new requests from now on (the first half of a drain).
+  void close();
+  bool closed() const {
+    std::lock_guard lk(mu_);
+    return !accepting_;
+  }
+  // Waits until nothing is queued or running; false on timeout.
+  bool wait_idle(double timeout_seconds) const;
+
+  EngineStats stats() const;
+  const model::ModelConfig& config() const { return config_; }
+  int64_t max_context() const { return opt_.max_context; }
+
+ private:
+  void take_inbox();
+  void admit();
+  void handle(const StepResult& r);
+  void emit_token(Sequence& s, const torch::Tensor& last_logits);
+  void finish(Sequence& s, FinishReason why, RequestOutput out = {});
+  void update_stats();
+  void fail_running(const std::string& why);
+
+  model::ModelConfig config_;
+  EngineOptions opt_;
+  bool has_linear_ = false;
+  BlockPool pool_;
+  PrefixCache prefix_;
+  Scheduler scheduler_;
+  Runner runner_;
+
+  mutable std::mutex mu_;  // guards the inbox, cancels, stats, flags below
+  std::condition_variable wake_;
+  std::vector<std::unique_ptr<Sequence>> inbox_;
+  std::vector<uint64_t> cancels_;
+  EngineStats stats_;
+  uint64_t next_id_ = 1;
+  bool accepting_ = true, stop_ = false, cancel_all_ = false;
+  std::thread thread_;
+  int64_t totals_prompt_ = 0, totals_cached_ = 0, totals_generated_ = 0, totals_finished_ = 0;
+  int64_t hits_ = 0, lookups_ = 0, steps_ = 0;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> rate_window_;  // (time, generated)
+};
+
+}  // namespace hyla::serve
