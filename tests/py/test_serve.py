@@ -224,6 +224,7 @@ def test_sigterm_drains_in_flight(hyla_bin):
         assert first.startswith(b"data:")
         s.proc.send_signal(signal.SIGTERM)
         rest = r.read().decode()
+        c.close()
         assert rest.rstrip().endswith("data: [DONE]") and '"finish_reason":"length"' in rest
         assert s.proc.wait(30) == 0
     finally:

@@ -21,7 +21,7 @@ HttpServer::HttpServer(Engine& engine, std::shared_ptr<const io::Tokenizer> tok,
   int threads = opt_.threads;
   svr_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr_->set_payload_max_length(size_t(32) << 20);
-  svr_->set_keep_alive_timeout(30);
+  svr_->set_keep_alive_timeout(5);  // an idle keep-alive connection delays shutdown by this much
   routes();
 }
 
