@@ -123,5 +123,6 @@ def test_prefix_cache_same_output(hyla_bin, models, tmp_path, kind):
         # Attention K/V restore at any position: exactly the shared length (at most len - 1).
         assert cached == [0, 37, 48, 20, 47]
     else:
-        # The nearest snapshot (every 16 tokens and each prompt's end) at or below it.
-        assert cached == [0, 32, 48, 16, 32]
+        # The nearest snapshot at or below it: every 16 tokens, each prompt's end, and where
+        # a prompt diverged from an earlier one (request 1 snapshots at 37, which request 4 uses).
+        assert cached == [0, 32, 48, 16, 37]

@@ -122,6 +122,7 @@ void Engine::admit() {
     ++lookups_;
     // At most prompt_len - 1: the last prompt token must run to give the first logits.
     s->restored = prefix_.lookup(s->tokens, s->prompt_len - 1);
+    if (has_linear_ && s->restored.shared > s->restored.position) s->snapshot_at = s->restored.shared;
     if (s->restored.position == 0) continue;
     PrefixCache::restore(s->restored, s->cache);
     s->computed = s->restored.position;
@@ -156,7 +157,7 @@ void Engine::handle(const StepResult& r) {
     if (!targets.empty()) out.prompt_logprobs = s.sampler->score(r.logits.narrow(0, 0, targets.size()), targets);
   }
   if (s.prefilling()) {
-    if (opt_.prefix_cache && has_linear_ && s.computed % opt_.prefill_chunk == 0)
+    if (opt_.prefix_cache && has_linear_ && (s.computed % opt_.prefill_chunk == 0 || s.computed == s.snapshot_at))
       s.snapshots[s.computed] = PrefixCache::copy_states(s.cache);
     if (!out.prompt_logprobs.empty() && s.request.on_output) {
       out.id = s.id;

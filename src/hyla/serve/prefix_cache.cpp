@@ -34,7 +34,8 @@ PrefixHit PrefixCache::lookup(const std::vector<int64_t>& prompt, int64_t limit)
       auto it = e->states.upper_bound(shared);
       if (it != e->states.begin()) pos = std::prev(it)->first;
     }
-    if (pos > best.position) best = {e, pos};
+    if (pos > best.position) best = {e, pos, best.shared};
+    best.shared = std::max(best.shared, shared);
   }
   if (best.entry) const_cast<PrefixEntry&>(*best.entry).last_use = ++clock_;
   return best;

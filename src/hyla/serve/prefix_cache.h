@@ -35,6 +35,10 @@ struct PrefixEntry {
 struct PrefixHit {
   std::shared_ptr<const PrefixEntry> entry;
   int64_t position = 0;  // tokens restored (0 = miss)
+  // The longest prefix shared with any entry (>= position). A hybrid whose nearest
+  // snapshot lies below it takes one there while prefilling, so the next prompt with
+  // this prefix (a shared system prompt) restores all of it.
+  int64_t shared = 0;
 };
 
 class PrefixCache {

@@ -34,8 +34,10 @@ std::vector<Work> Scheduler::plan() const {
   for (auto& s : running_) {
     if (!s->prefilling()) continue;
     if (budget <= 0 && !work.empty()) break;
-    // A chunk ends at the next multiple of `chunk_` (a snapshot point) or the prompt's end.
+    // A chunk ends at the next multiple of `chunk_`, the sequence's extra snapshot point,
+    // or the prompt's end.
     int64_t to_boundary = chunk_ - s->computed % chunk_;
+    if (s->snapshot_at > s->computed) to_boundary = std::min(to_boundary, s->snapshot_at - s->computed);
     int64_t n = std::min({s->prompt_len - s->computed, to_boundary, std::max<int64_t>(budget, 1)});
     work.push_back({s.get(), n});
     budget -= n;

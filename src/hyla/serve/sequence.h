@@ -26,6 +26,7 @@ struct Sequence {
   PrefixHit restored;                      // where the prompt was restored from
   PrefixHit prompt_entry;                  // the entry recorded for the whole prompt
   std::map<int64_t, LayerStates> snapshots;  // linear states taken during prefill
+  int64_t snapshot_at = 0;                   // an extra snapshot point (PrefixHit::shared)
   std::chrono::steady_clock::time_point arrived;
 
   bool prefilling() const { return computed < prompt_len; }
