@@ -66,6 +66,10 @@ class C10dDataParallel final : public train::DataParallel {
 
   void prepare(const std::vector<train::NamedParam>& params) override {
     broadcast_from_rank0(params);
+    // A later stage may prepare another parameter set: the old buckets' hooks go first
+    // (their destructor clears the hooks of the parameters they held).
+    zero1_.reset();
+    buckets_.reset();
     buckets_ = std::make_unique<GradientBuckets>(comm_, params, cfg_.bucket_mb << 20);
     log::info("data parallel: {} ranks ({}), {} gradient buckets of up to {} MiB", world_size(),
               comm_.backend_name(), buckets_->num_buckets(), cfg_.bucket_mb);

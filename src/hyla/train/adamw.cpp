@@ -1,5 +1,7 @@
 #include "hyla/train/adamw.h"
 
+#include <algorithm>
+
 #include "hyla/util/error.h"
 
 namespace hyla::train {
@@ -35,12 +37,17 @@ void AdamW::ensure_state(size_t i) {
 
 void AdamW::step(double lr) {
   torch::NoGradGuard ng;
-  // Two fused calls: parameters with and without weight decay.
-  for (bool decay : {true, false}) {
+  // One fused call per (weight decay on/off, LR scale) group.
+  std::vector<std::pair<bool, double>> groups;
+  for (auto& np : params_) {
+    std::pair<bool, double> g{np.decay, np.lr_scale};
+    if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+  }
+  for (auto [decay, scale] : groups) {
     std::vector<torch::Tensor> ps, gs, ms, vs, ts;
     for (size_t i = 0; i < params_.size(); ++i) {
       auto& np = params_[i];
-      if (!owned_[i] || np.decay != decay || !np.tensor.grad().defined()) continue;
+      if (!owned_[i] || np.decay != decay || np.lr_scale != scale || !np.tensor.grad().defined()) continue;
       ensure_state(i);
       step_t_[i].add_(1);  // the fused kernel reads the incremented step for bias correction
       ps.push_back(np.tensor);
@@ -50,7 +57,7 @@ void AdamW::step(double lr) {
       ts.push_back(step_t_[i]);
     }
     if (ps.empty()) continue;
-    at::_fused_adamw_(ps, gs, ms, vs, {}, ts, lr, cfg_.beta1, cfg_.beta2, decay ? cfg_.weight_decay : 0.0,
+    at::_fused_adamw_(ps, gs, ms, vs, {}, ts, lr * scale, cfg_.beta1, cfg_.beta2, decay ? cfg_.weight_decay : 0.0,
                       cfg_.eps, /*amsgrad=*/false, /*maximize=*/false);
   }
   ++steps_;

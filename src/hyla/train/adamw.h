@@ -17,6 +17,9 @@ struct NamedParam {
   std::string name;
   torch::Tensor tensor;
   bool decay = true;  // matrices decay; norms, biases, gates' scalars do not
+  // Multiplies the step's learning rate for this parameter (a "parameter group" LR, as
+  // distillation stages give the new mixers a larger LR than the rest).
+  double lr_scale = 1.0;
 };
 
 // Decay for 2-D weights except embeddings' tied use is the common choice; here:

@@ -1,0 +1,28 @@
+// The recipe's [student] table: either `path` = a student checkpoint made beforehand
+// (`hyla hybrid`, `hyla convert`), or the conversion of the teacher (layer choice,
+// mixer, its settings), which distill/convert.h defines.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "hyla/model/config.h"
+#include "hyla/model/decoder.h"
+#include "hyla/model/hybrid.h"
+
+namespace hyla::distill {
+
+struct StudentSpec {
+  std::string path;           // a ready student checkpoint, or empty
+  nlohmann::json table;       // the [student] table as written (conversion settings)
+  model::ModelConfig config;  // the student's shape (checked before anything trains)
+};
+
+StudentSpec parse_student(const nlohmann::json& table, const model::ModelConfig& teacher, const std::string& label);
+
+// The student on the CPU in float32: loaded from `path`, or converted from `teacher`;
+// `calib` are training-text token ids for conversions that calibrate on the teacher.
+model::CausalLM build_student(const StudentSpec& spec, model::CausalLM& teacher, const torch::Tensor& calib,
+                              uint64_t seed);
+
+}  // namespace hyla::distill
