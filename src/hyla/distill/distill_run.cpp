@@ -108,6 +108,8 @@ void DistillRun::open_data() {
       po.val_fraction = r_.data.val_fraction;
       po.seed = r_.run.seed;
       po.progress = false;
+      // Documents end with the teacher's EOS (config.json), as its own training data did.
+      if (!teacher_config_.eos_token_id.empty()) po.eos_id = int32_t(teacher_config_.eos_token_id.front());
       auto tok = io::Tokenizer::load(tokenizer_);
       try {
         data::prepare_corpus(po, *tok);
