@@ -17,9 +17,8 @@ ENV1 = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def training_text():
-    """Training text for the tests: the repo's own docs (never a validation split)."""
-    parts = [(ROOT / "README.md").read_text()] + [p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))]
-    return "\n\n".join(parts)
+    """The shared training text (never a validation split), its first 200 KB."""
+    return (ROOT / "assets" / "text" / "train.txt").read_text()[:200_000]
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +183,8 @@ text = "{text}"
 [[stage]]
 name = "align"
 kind = "attention_align"
-tokens = 3840
-seq_len = 64
+tokens = 1536
+seq_len = 32
 batch_size = 4
 lr = 3e-3
 min_lr = 3e-4
@@ -194,8 +193,8 @@ name = "hidden"
 kind = "hidden_align"
 loss = "mse"
 train = ["mixers"]
-tokens = 2560
-seq_len = 64
+tokens = 1536
+seq_len = 32
 batch_size = 4
 lr = 1e-3
 [[stage]]
@@ -203,38 +202,38 @@ name = "kd"
 kind = "kl"
 top_k = 32
 train = ["all"]
-group_lr = {{ mixers = 1e-3 }}
-tokens = 2560
-seq_len = 64
+group_lr = {{ mixers = 3e-3 }}
+tokens = 1536
+seq_len = 32
 batch_size = 4
 lr = 3e-4
 [[stage]]
 name = "ft"
 kind = "ce"
 train = ["mixers", "norms"]
-tokens = 2560
-seq_len = 64
+tokens = 1536
+seq_len = 32
 batch_size = 4
-lr = 1e-3
+lr = 3e-3
 schedule = "constant"
 [[stage]]
 name = "long"
 kind = "long_context"
 loss = "kl"
 train = ["mixers"]
-tokens = 2560
-seq_len = 128
+tokens = 1536
+seq_len = 64
 batch_size = 2
-lr = 1e-3
+lr = 3e-3
 [[stage]]
 name = "chain"
 kind = "chained"
 order = [3, 1]
 diversity_weight = 0.1
-tokens = 1536
-seq_len = 64
+tokens = 1024
+seq_len = 32
 batch_size = 4
-lr = 1e-3
+lr = 3e-3
 """
 
 
@@ -243,8 +242,12 @@ def metrics(d):
 
 
 @pytest.fixture(scope="module")
-def all_stages_run(tmp_path_factory, hyla_bin, text):
+def all_stages_run(tmp_path_factory, hyla_bin):
+    # A few windows only, so every stage revisits the same batches and its loss on them
+    # must fall (on fresh batches the fall is within the noise of so short a run).
     d = tmp_path_factory.mktemp("all")
+    text = d / "small.txt"
+    text.write_text(training_text()[:1600])
     out = d / "out"
     (d / "r.toml").write_text(ALL_STAGES.format(out=out, teacher=TEACHER, text=text, save_every=0))
     r = run([hyla_bin, "distill", d / "r.toml"], env=ENV1)
@@ -256,8 +259,8 @@ def all_stages_run(tmp_path_factory, hyla_bin, text):
 def test_each_stage_lowers_its_own_loss(stage, all_stages_run):
     out, _ = all_stages_run
     losses = [m["loss"] for m in metrics(out / stage)]
-    assert len(losses) >= 6
-    assert np.mean(losses[-3:]) < losses[0], losses
+    assert len(losses) >= 8
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]), losses
 
 
 def test_distill_writes_every_stage_and_final(all_stages_run, testkit_bin, tmp_path):
@@ -297,24 +300,24 @@ text = "{text}"
 [[stage]]
 name = "align"
 kind = "attention_align"
-tokens = 2048
+tokens = 512
 seq_len = 32
-batch_size = 4
+batch_size = 2
 lr = 3e-3
 [[stage]]
 name = "kd"
 kind = "kl"
 train = ["all"]
-tokens = 2560
+tokens = 768
 seq_len = 32
-batch_size = 4
+batch_size = 2
 grad_accum = 2
 lr = 1e-3
 warmup_steps = 2
 """
 
 
-@pytest.mark.parametrize("stage,step", [("align", 4), ("kd", 7)])
+@pytest.mark.parametrize("stage,step", [("align", 4), ("kd", 4)])
 def test_sigkill_mid_stage_resumes_bit_exactly(stage, step, hyla_bin, text, tmp_path):
     curves = []
     for name, fault in (("ref", None), ("killed", step)):
@@ -329,5 +332,5 @@ def test_sigkill_mid_stage_resumes_bit_exactly(stage, step, hyla_bin, text, tmp_
         if fault is not None:
             assert "resumed from" in r.stderr
         curves.append({s: [(m["step"], m["loss"]) for m in metrics(out / s)] for s in ("align", "kd")})
-    assert [s for s, _ in curves[0]["kd"]] == list(range(1, 11))
+    assert [s for s, _ in curves[0]["kd"]] == list(range(1, 7))
     assert curves[0] == curves[1]  # identical floats, step by step, in both stages
