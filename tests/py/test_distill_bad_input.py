@@ -84,3 +84,9 @@ def test_good_recipe_checks_out(text, tmp_path, hyla_bin):
     r = run([hyla_bin, "distill", tmp_path / "r.toml", "--check"])
     assert "check out" in r.stdout
     assert (out / "data" / "manifest.json").exists() and not (out / "convert").exists()
+
+
+@pytest.mark.parametrize("name", ["distill-teacher-tiny", "distill-teacher-small"])
+def test_shipped_recipes_check_out(name, tmp_path, hyla_bin):
+    r = run([hyla_bin, "distill", ROOT / "recipes" / f"{name}.toml", "--check", "--out-dir", tmp_path / "o"], cwd=ROOT)
+    assert "check out" in r.stdout
