@@ -12,6 +12,7 @@
 """
 import json
 import random
+import socket
 
 import pytest
 import torch
@@ -126,3 +127,21 @@ def test_prefix_cache_same_output(hyla_bin, models, tmp_path, kind):
         # The nearest snapshot at or below it: every 16 tokens, each prompt's end, and where
         # a prompt diverged from an earlier one (request 1 snapshots at 37, which request 4 uses).
         assert cached == [0, 32, 48, 16, 37]
+
+
+def test_bad_input_one_line_errors(hyla_bin, tmp_path):
+    f = tmp_path / "bad.jsonl"
+    for text, want in [('{"prompt": "hi"}\n{"prompt": "x", "max_tokens": "ten"}\n', "line 2: 'max_tokens' must be an integer"),
+                       ('{"prompt": [1, 2], "max_tokens": 5000}\n', "request 1: the prompt (2 tokens) plus max_tokens"),
+                       ('not json\n', "line 1: the request body is not valid JSON")]:
+        f.write_text(text)
+        r = run([hyla_bin, "serve", TEACHER, "--batch", f], check=False)
+        assert r.returncode != 0 and want in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert r.stdout == ""
+    r = run([hyla_bin, "serve", TEACHER, "--batch", tmp_path / "missing.jsonl"], check=False)
+    assert r.returncode != 0 and "cannot open" in r.stderr
+    with socket.socket() as s:  # a port in use
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        r = run([hyla_bin, "serve", TEACHER, "--port", s.getsockname()[1]], check=False, timeout=60)
+        assert r.returncode != 0 and "cannot listen on 127.0.0.1" in r.stderr, r.stderr
