@@ -235,3 +235,24 @@ def test_load_short(server):
     res = serve_load.run(server.base, clients=6, requests=18, max_tokens=8, seed=1)
     assert res["failed"] == 0 and res["completed"] == 18
     assert res["ttft_p50_s"] > 0 and res["tokens_per_s"] > 0
+
+
+def test_prefix_cache_memory_is_bounded(hyla_bin):
+    # teacher-tiny's K/V: 5 layers x 2 x 2 heads x 32 x 4 bytes = 2560 bytes a token, so a
+    # 48 KiB budget holds about 19 tokens: one 16-token prompt entry at a time.
+    budget = 48 * 1024
+    s = Server(hyla_bin, TEACHER, "--prefix-cache-mb", str(budget / 2 ** 20))
+    try:
+        prompts = [[100 * i + j for j in range(16)] for i in range(1, 6)]  # no shared token
+        for p in prompts:
+            st, _ = s.request("POST", "/v1/completions", {"prompt": p, "max_tokens": 1})
+            assert st == 200
+            assert s.metric("prefix_cache_bytes") <= budget
+        assert s.metric("prefix_cache_evictions_total") >= 4
+        hits = s.metric("prefix_cache_hits_total")
+        s.request("POST", "/v1/completions", {"prompt": prompts[0], "max_tokens": 1})  # evicted: a miss
+        assert s.metric("prefix_cache_hits_total") == hits
+        s.request("POST", "/v1/completions", {"prompt": prompts[0] + [7, 8], "max_tokens": 1})  # just cached: a hit
+        assert s.metric("prefix_cache_hits_total") == hits + 1
+    finally:
+        s.stop()
