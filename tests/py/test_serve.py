@@ -256,3 +256,30 @@ def test_prefix_cache_memory_is_bounded(hyla_bin):
         assert s.metric("prefix_cache_hits_total") == hits + 1
     finally:
         s.stop()
+
+
+def test_queue_full_and_oversized_body(hyla_bin):
+    s = Server(hyla_bin, TEACHER, "--max-running", "1", "--max-waiting", "1")
+    try:
+        conns = []
+        for _ in range(2):  # one running, one waiting
+            c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+            c.request("POST", "/v1/completions", json.dumps({"prompt": "Once", "max_tokens": 400, "stream": True,
+                                                             "ignore_eos": True}),
+                      {"Content-Type": "application/json"})
+            conns.append(c)
+            if len(conns) == 1:
+                assert conns[0].getresponse().readline().startswith(b"data:")
+        deadline = time.time() + 10
+        while s.metric("queue_depth") < 1 and time.time() < deadline:
+            time.sleep(0.05)
+        st, text = s.request("POST", "/v1/completions", {"prompt": "Hi", "max_tokens": 1})
+        assert is_openai_error(st, text, 429)
+        for c in conns:
+            c.close()
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as raw:  # body over 32 MiB
+            raw.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n" % (33 << 20))
+            assert raw.recv(4096).startswith(b"HTTP/1.1 413")
+    finally:
+        s.stop()
