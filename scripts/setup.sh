@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything hyla needs to build and test, idempotently:
-#   - Debian packages (compiler tools, header-only libraries, gloo headers),
+#   - Debian packages (compiler tools, clang for libFuzzer, header-only libraries, gloo headers),
 #   - a Python venv under ~/.cache/hyla/venv holding PyPI's torch (LibTorch for the
 #     build) and the test oracles (transformers, tokenizers, fla).
 # A stamp file records what was installed, so a second run costs a second.
@@ -12,7 +12,7 @@ mkdir -p "$cache"
 
 debs=(cmake ninja-build g++ ccache pkg-config nlohmann-json3-dev libcli11-dev
       libgtest-dev libpcre2-dev libtomlplusplus-dev libgloo-dev iproute2
-      libicu-dev libcpp-httplib-dev)
+      libicu-dev libcpp-httplib-dev clang)  # clang: libFuzzer for `make test`'s bounded fuzz run
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -27,8 +27,7 @@ fi
 hyla=build-cuda/hyla
 export LD_LIBRARY_PATH=/tmp/hyla-prefix/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 if has test; then
-  (cd build-cuda && ctest --output-on-failure -j 8 2>&1 | tail -6)
-  HYLA_BIN=$PWD/$hyla HYLA_TESTKIT=$PWD/build-cuda/hyla_testkit python3 -m pytest -q tests/py/test_model_hf.py 2>&1 | tail -4
+  OUT="$OUT" scripts/device/build.sh test   # C++ tests, then the oracle tests on CUDA
   echo "[run_all] tests: $((SECONDS - t0)) s"
 fi
 if has teachers; then

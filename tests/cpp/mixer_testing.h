@@ -1,12 +1,27 @@
-// Helpers shared by the ops and mixer tests: norm-wise relative error and a
-// central-difference gradient check in float64 (LibTorch has no gradcheck).
+// Helpers shared by the ops and mixer tests: the device they compute on, norm-wise
+// relative error and a central-difference gradient check in float64 (LibTorch has no
+// gradcheck).
 #pragma once
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace hyla::testing {
+
+// HYLA_TEST_DEVICE: cpu (default, CI) or cuda (the device run, scripts/device/build.sh).
+// A CUDA request without a GPU fails the test rather than quietly using the CPU.
+inline torch::Device test_device() {
+  const char* env = std::getenv("HYLA_TEST_DEVICE");
+  torch::Device d(env && *env ? env : "cpu");
+  if (d.is_cuda() && !torch::cuda::is_available()) throw std::runtime_error("HYLA_TEST_DEVICE=cuda: no GPU");
+  return d;
+}
+
+// float64 on the test device: the dtype of the references these tests compare against.
+inline torch::TensorOptions f64() { return torch::TensorOptions().dtype(torch::kFloat64).device(test_device()); }
 
 // ||a − b|| / ||b|| in float64 (0 when both are zero).
 inline double rel_err(const torch::Tensor& a, const torch::Tensor& b) {

@@ -42,7 +42,7 @@ Mixer build(const std::string& kind, bool rope = true) {
   auto c = small_config(kind);
   c.use_rope = c.use_rope && rope;
   auto m = make_mixer(kind, c);
-  m->to(torch::kFloat64);
+  m->to(hyla::testing::test_device(), torch::kFloat64);
   return m;
 }
 
@@ -52,7 +52,7 @@ TEST_P(MixerKinds, PrefillThenDecodeEqualsFullForward) {
   torch::manual_seed(31);
   auto m = build(GetParam());
   torch::NoGradGuard ng;
-  auto x = torch::randn({2, 45, 32}, torch::kFloat64);
+  auto x = torch::randn({2, 45, 32}, hyla::testing::f64());
   auto full = m->forward(x, {});
   LayerCache cache;
   MixerContext ctx;
@@ -73,7 +73,7 @@ TEST_P(MixerKinds, PackedSequencesEqualSeparateRuns) {
   auto m = build(GetParam(), false);
   torch::NoGradGuard ng;
   std::vector<int64_t> lens{7, 30, 1, 19};
-  auto x = torch::randn({1, 57, 32}, torch::kFloat64);
+  auto x = torch::randn({1, 57, 32}, hyla::testing::f64());
   MixerContext ctx;
   ctx.cu_seqlens = torch::tensor({0, 7, 37, 38, 57}, torch::kInt64);
   LayerCache cache;
@@ -86,7 +86,7 @@ TEST_P(MixerKinds, PackedSequencesEqualSeparateRuns) {
     start += lens[n];
   }
   // The packed prefill leaves one state per sequence: decoding a batch of 4 continues each.
-  auto y = torch::randn({4, 1, 32}, torch::kFloat64);
+  auto y = torch::randn({4, 1, 32}, hyla::testing::f64());
   MixerContext dctx;
   dctx.cache = &cache;
   auto dec = m->forward(y, dctx);
@@ -102,7 +102,7 @@ TEST_P(MixerKinds, PackedSequencesEqualSeparateRuns) {
 TEST_P(MixerKinds, GradientsReachEveryParameter) {
   torch::manual_seed(33);
   auto m = build(GetParam());
-  auto x = torch::randn({2, 21, 32}, torch::kFloat64);
+  auto x = torch::randn({2, 21, 32}, hyla::testing::f64());
   m->forward(x, {}).square().sum().backward();
   for (auto& p : m->named_parameters()) {
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
@@ -110,7 +110,8 @@ TEST_P(MixerKinds, GradientsReachEveryParameter) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(All, MixerKinds, ::testing::Values("gdn", "dsla", "hypenet"));
+INSTANTIATE_TEST_SUITE_P(All, MixerKinds, ::testing::Values("gdn", "dsla", "hypenet"),
+                         [](const auto& info) { return std::string(info.param); });
 
 TEST(MixerNames, FollowTheReferenceModules) {
   auto names = [](const Mixer& m) {

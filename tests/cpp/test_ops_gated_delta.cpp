@@ -17,6 +17,7 @@ struct Case {
   double decay;     // scale of the log decay: 0.05 ≈ long memory, 5 ≈ forget fast
   double beta_max;  // 1 (sigmoid) or 2 (negative eigenvalues allowed)
   bool init_state;
+  const char* name;  // the case in ctest's output (alphanumeric)
 };
 
 struct Inputs {
@@ -24,7 +25,7 @@ struct Inputs {
 };
 
 Inputs make(const Case& c, torch::ScalarType dt) {
-  auto o = torch::TensorOptions().dtype(torch::kFloat64);
+  auto o = hyla::testing::f64();
   Inputs in;
   in.q = l2_normalize(torch::randn({c.B, c.T, c.H, c.dk}, o));
   in.k = l2_normalize(torch::randn({c.B, c.T, c.H, c.dk}, o));
@@ -70,23 +71,24 @@ TEST_P(GatedDeltaForms, ChunkedFloat32MatchesRecurrentFloat64) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, GatedDeltaForms,
-    ::testing::Values(Case{2, 100, 2, 2, 16, 32, 0.5, 1, false},  // T not a multiple of 64
-                      Case{1, 64, 1, 1, 32, 16, 0.05, 1, true},   // exactly one chunk
-                      Case{2, 1, 2, 2, 8, 8, 0.5, 1, true},       // a single token
-                      Case{1, 130, 2, 4, 16, 16, 5.0, 1, true},   // GVA, fast forgetting
-                      Case{2, 77, 1, 3, 16, 8, 0.2, 2, false}));  // 2σ: negative eigenvalues
+    ::testing::Values(Case{2, 100, 2, 2, 16, 32, 0.5, 1, false, "RaggedLength100"},  // T not a multiple of 64
+                      Case{1, 64, 1, 1, 32, 16, 0.05, 1, true, "ExactlyOneChunk"},
+                      Case{2, 1, 2, 2, 8, 8, 0.5, 1, true, "SingleToken"},
+                      Case{1, 130, 2, 4, 16, 16, 5.0, 1, true, "GroupedValueHeadsFastForgetting"},
+                      Case{2, 77, 1, 3, 16, 8, 0.2, 2, false, "NegativeEigenvalues"}),  // 2σ
+    [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 TEST(GatedDeltaVarlen, PackedMatchesRecurrentAndSeparateRuns) {
   torch::manual_seed(2);
   std::vector<int64_t> lens{37, 64, 1, 100, 0, 5};
   int64_t total = 0;
   for (auto l : lens) total += l;
-  Case c{1, total, 2, 4, 16, 16, 0.5, 1, false};
+  Case c{1, total, 2, 4, 16, 16, 0.5, 1, false, "packed"};
   auto in = make(c, torch::kFloat64);
   auto cu = torch::zeros({int64_t(lens.size()) + 1}, torch::kInt64);
   for (size_t i = 0; i < lens.size(); ++i) cu[i + 1] = cu[i].item<int64_t>() + lens[i];
   int64_t N = int64_t(lens.size());
-  auto s0 = torch::randn({N, c.HV, c.dk, c.dv}, torch::kFloat64);
+  auto s0 = torch::randn({N, c.HV, c.dk, c.dv}, hyla::testing::f64());
   RecurrenceOptions opt;
   opt.cu_seqlens = cu;
   opt.initial_state = s0;
@@ -133,8 +135,8 @@ TEST(GatedDeltaGrad, ChunkedMatchesFiniteDifferences) {
   // Chunk 4 over T = 10: three chunks, the last one padded; GVA with 2 value heads.
   Case c{1, 10, 1, 2, 4, 3, 0.5, 1, true};
   auto in = make(c, torch::kFloat64);
-  auto wo = torch::randn({c.B, c.T, c.HV, c.dv}, torch::kFloat64);
-  auto ws = torch::randn({c.B, c.HV, c.dk, c.dv}, torch::kFloat64);
+  auto wo = torch::randn({c.B, c.T, c.HV, c.dv}, hyla::testing::f64());
+  auto ws = torch::randn({c.B, c.HV, c.dk, c.dv}, hyla::testing::f64());
   auto f = [&](const std::vector<torch::Tensor>& x) {
     RecurrenceOptions o;
     o.initial_state = x[5];

@@ -16,6 +16,7 @@ struct Case {
   bool per_key;
   double gate_scale;  // log gates are −gate_scale·softplus(randn); 50 reaches DSLA's clamp
   bool init_state;
+  const char* name;  // the case in ctest's output (alphanumeric)
 };
 
 struct Inputs {
@@ -23,7 +24,7 @@ struct Inputs {
 };
 
 Inputs make(const Case& c) {
-  auto o = torch::TensorOptions().dtype(torch::kFloat64);
+  auto o = hyla::testing::f64();
   Inputs in;
   in.q = torch::randn({c.B, c.T, c.H, c.dk}, o);
   in.k = torch::randn({c.B, c.T, c.H, c.dk}, o) / std::sqrt(double(c.dk));
@@ -60,11 +61,12 @@ TEST_P(GatedLinearForms, ChunkedFloat32MatchesRecurrentFloat64) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, GatedLinearForms,
-    ::testing::Values(Case{2, 100, 2, 16, 32, true, 0.1, false},  // per-key gates, ragged T
-                      Case{1, 64, 3, 8, 8, true, 50.0, true},     // gates at DSLA's −50 clamp
-                      Case{2, 1, 2, 8, 4, true, 1.0, true},       // one token
-                      Case{2, 150, 2, 16, 16, false, 0.3, true},  // scalar decay (Lightning)
-                      Case{1, 65, 1, 8, 8, false, 30.0, false})); // scalar, near-total forgetting
+    ::testing::Values(Case{2, 100, 2, 16, 32, true, 0.1, false, "PerKeyGatesRaggedLength"},
+                      Case{1, 64, 3, 8, 8, true, 50.0, true, "PerKeyGatesAtDslaClamp"},  // −50
+                      Case{2, 1, 2, 8, 4, true, 1.0, true, "PerKeyGatesSingleToken"},
+                      Case{2, 150, 2, 16, 16, false, 0.3, true, "ScalarDecayLightning"},
+                      Case{1, 65, 1, 8, 8, false, 30.0, false, "ScalarDecayNearTotalForgetting"}),
+    [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 TEST(GatedLinearVarlen, PackedMatchesRecurrent) {
   torch::manual_seed(12);
@@ -75,7 +77,7 @@ TEST(GatedLinearVarlen, PackedMatchesRecurrent) {
     auto cu = torch::tensor({0, 20, 20, 84, 155, 158}, torch::kInt64);
     RecurrenceOptions opt;
     opt.cu_seqlens = cu;
-    opt.initial_state = torch::randn({5, c.H, c.dk, c.dv}, torch::kFloat64);
+    opt.initial_state = torch::randn({5, c.H, c.dk, c.dv}, hyla::testing::f64());
     auto ref = gated_linear_recurrent(in.q, in.k, in.v, in.g, opt);
     auto opt32 = opt;
     opt32.initial_state = f32(opt.initial_state);
@@ -118,8 +120,8 @@ TEST(GatedLinearGrad, ChunkedMatchesFiniteDifferences) {
     // Chunk 32 with T = 37: the per-key path uses two 16-token sub-chunks per chunk.
     Case c{1, 37, 1, 3, 2, per_key, 0.5, true};
     auto in = make(c);
-    auto wo = torch::randn({c.B, c.T, c.H, c.dv}, torch::kFloat64);
-    auto ws = torch::randn({c.B, c.H, c.dk, c.dv}, torch::kFloat64);
+    auto wo = torch::randn({c.B, c.T, c.H, c.dv}, hyla::testing::f64());
+    auto ws = torch::randn({c.B, c.H, c.dk, c.dv}, hyla::testing::f64());
     auto f = [&](const std::vector<torch::Tensor>& x) {
       RecurrenceOptions o;
       o.initial_state = x[4];

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "hyla/util/error.h"
 #include "hyla/util/progress.h"
 
@@ -9,6 +11,30 @@ TEST(Progress, HumanUnits) {
   EXPECT_EQ(hyla::human_count(2.5e6), "2.50M");
   EXPECT_EQ(hyla::human_duration(61), "01:01");
   EXPECT_EQ(hyla::human_duration(3661), "1:01:01");
+}
+
+// Without a terminal every draw is its own line: reaching the total and then finishing
+// with the same figures (as `hyla ppl` does) prints the final line once.
+TEST(Progress, FinalLinePrintedOnceWithoutTerminal) {
+  auto lines_of = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n'); };
+  testing::internal::CaptureStderr();
+  {
+    hyla::ProgressBar bar("ppl", 100, "tok");
+    bar.update(100, "ppl 3.000");
+    bar.finish("ppl 3.000");
+  }
+  std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(lines_of(out), 1) << out;
+  // A finish that changes the figures still prints its line.
+  testing::internal::CaptureStderr();
+  {
+    hyla::ProgressBar bar("ppl", 100, "tok");
+    bar.update(100, "ppl 3.000");
+    bar.finish("ppl 2.990");
+  }
+  out = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(lines_of(out), 2) << out;
+  EXPECT_NE(out.find("ppl 2.990"), std::string::npos);
 }
 
 TEST(Error, FormatsMessage) {

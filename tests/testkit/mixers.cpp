@@ -11,18 +11,27 @@
 #include "hyla/ops/gated_delta.h"
 #include "hyla/ops/gated_linear.h"
 #include "hyla/util/error.h"
+#include "device.h"
 
 namespace {
 
 using hyla::io::SafetensorsFile;
 
-torch::Tensor optional(const SafetensorsFile& f, const std::string& name) {
-  return f.has(name) ? f.load(name, true) : torch::Tensor();
+// Inputs go to the test device (HYLA_TEST_DEVICE); cu_seqlens too, as the model passes it.
+torch::Tensor load(const SafetensorsFile& f, const std::string& name) {
+  return f.load(name, true).to(hyla::testkit::test_device());
 }
+
+torch::Tensor optional(const SafetensorsFile& f, const std::string& name) {
+  return f.has(name) ? load(f, name) : torch::Tensor();
+}
+
+// Results are written from the CPU.
+torch::Tensor host(const torch::Tensor& t) { return t.contiguous().to(torch::kCPU); }
 
 // Step form over a whole [B, T, ...] sequence: one call per token, carrying the state.
 hyla::ops::RecurrenceResult run_steps(const std::string& op, const SafetensorsFile& f, double scale) {
-  auto q = f.load("q", true), k = f.load("k", true), v = f.load("v", true), g = f.load("g", true);
+  auto q = load(f, "q"), k = load(f, "k"), v = load(f, "v"), g = load(f, "g");
   auto beta = optional(f, "beta");
   auto S = optional(f, "initial_state");
   std::vector<torch::Tensor> outs;
@@ -45,11 +54,11 @@ hyla::ops::RecurrenceResult run_form(const std::string& op, const std::string& f
   opt.initial_state = optional(f, "initial_state");
   opt.cu_seqlens = optional(f, "cu_seqlens");
   opt.chunk_size = chunk;
-  auto q = f.load("q", true), k = f.load("k", true), v = f.load("v", true), g = f.load("g", true);
+  auto q = load(f, "q"), k = load(f, "k"), v = load(f, "v"), g = load(f, "g");
   bool chunked = form == "chunked";
   HYLA_CHECK(chunked || form == "recurrent", "unknown form \"{}\" (have: recurrent, chunked, step, all)", form);
   if (op == "gated_delta") {
-    auto beta = f.load("beta", true);
+    auto beta = load(f, "beta");
     return chunked ? hyla::ops::gated_delta_chunked(q, k, v, g, beta, opt)
                    : hyla::ops::gated_delta_recurrent(q, k, v, g, beta, opt);
   }
@@ -70,12 +79,12 @@ int run_op(const std::string& op, const std::string& form, int64_t chunk, const 
     for (std::string fm : {"recurrent", "chunked", "step"}) {
       if (fm == "step" && f->has("cu_seqlens")) continue;  // the step form takes one batch row per sequence
       auto r = run_form(op, fm, chunk, *f, scale);
-      result.emplace_back("o." + fm, r.o.contiguous());
-      result.emplace_back("state." + fm, r.state.contiguous());
+      result.emplace_back("o." + fm, host(r.o));
+      result.emplace_back("state." + fm, host(r.state));
     }
   } else {
     auto r = run_form(op, form, chunk, *f, scale);
-    result = {{"o", r.o.contiguous()}, {"state", r.state.contiguous()}};
+    result = {{"o", host(r.o)}, {"state", host(r.state)}};
   }
   hyla::io::save_safetensors(out, result);
   return 0;
@@ -103,11 +112,11 @@ int run_mixer(const std::string& kind, const std::string& config, const std::str
   auto m = build_mixer(kind, config);
   auto w = SafetensorsFile::open(weights);
   auto x_file = SafetensorsFile::open(in);
-  auto x = x_file->load("x", true);
-  m->to(x.scalar_type());
+  auto x = load(*x_file, "x");
+  m->to(x.device(), x.scalar_type());
   {
     torch::NoGradGuard ng;
-    for (auto& p : m->named_parameters()) p.value().copy_(w->load(p.key(), true));
+    for (auto& p : m->named_parameters()) p.value().copy_(load(*w, p.key()));
   }
   torch::NoGradGuard ng;
   hyla::model::MixerContext ctx;
@@ -122,8 +131,8 @@ int run_mixer(const std::string& kind, const std::string& config, const std::str
     for (int64_t t = decode_from; t < x.size(1); ++t) parts.push_back(m->forward(x.narrow(1, t, 1), ctx));
     y = torch::cat(parts, 1);
   }
-  hyla::io::NamedTensors result{{"y", y.contiguous()}};
-  for (auto& [name, t] : cache.state) result.emplace_back("state." + name, t.contiguous());
+  hyla::io::NamedTensors result{{"y", host(y)}};
+  for (auto& [name, t] : cache.state) result.emplace_back("state." + name, host(t));
   hyla::io::save_safetensors(out, result);
   return 0;
 }

@@ -7,6 +7,7 @@
 #include "hyla/model/decoder.h"
 #include "hyla/model/generate.h"
 #include "hyla/util/error.h"
+#include "device.h"
 
 namespace {
 
@@ -41,6 +42,7 @@ void write_raw(const std::string& path, const torch::Tensor& t, torch::ScalarTyp
 struct Args {
   std::string model, ids, out, dtype = "float32", mode = "full", out_dtype = "float32";
   int64_t n = 32, split = 0;
+  bool eager = false;
   std::vector<int64_t> chunks;
 };
 
@@ -58,8 +60,9 @@ hyla::cli::Register logits("lm-logits",
   app.add_option("--out-dtype", a->out_dtype, "raw file element type: float32 | float64");
   app.add_option("--chunks", a->chunks, "prefill chunk sizes, fed one after another into the cache")->delimiter(',');
   return [=]() {
-    auto m = hyla::model::load_causal_lm(a->model, torch::kCPU, hyla::model::dtype_from_name(a->dtype));
-    auto ids = parse_ids(a->ids);
+    auto dev = hyla::testkit::test_device();
+    auto m = hyla::model::load_causal_lm(a->model, dev, hyla::model::dtype_from_name(a->dtype));
+    auto ids = parse_ids(a->ids).to(dev);
     torch::NoGradGuard ng;
     torch::Tensor logits;
     if (a->mode == "full") {
@@ -93,11 +96,17 @@ hyla::cli::Register gen("lm-generate", "greedy ids after --ids (prints JSON)", [
   app.add_option("--ids", a->ids)->required();
   app.add_option("-n", a->n);
   app.add_option("--dtype", a->dtype);
+  app.add_flag("--eager", a->eager, "growing cache, no static shapes or CUDA graph (the reference path)");
   return [=]() {
-    auto m = hyla::model::load_causal_lm(a->model, torch::kCPU, hyla::model::dtype_from_name(a->dtype));
+    auto dev = hyla::testkit::test_device();
+    auto m = hyla::model::load_causal_lm(a->model, dev, hyla::model::dtype_from_name(a->dtype));
     hyla::model::GenerateOptions go;
     go.max_new_tokens = a->n;
-    auto r = hyla::model::generate(m, parse_ids(a->ids), go);
+    go.static_shapes = go.cuda_graph = !a->eager;
+    auto r = hyla::model::generate(m, parse_ids(a->ids).to(dev), go);
+    // Which path ran, for the tests that compare them (stderr: stdout is the ids).
+    std::fprintf(stderr, "decode path: %s on %s\n",
+                 a->eager ? "eager" : (r.cuda_graph ? "static+cuda-graph" : "static"), dev.str().c_str());
     std::vector<std::vector<int64_t>> rows;
     for (int64_t b = 0; b < r.tokens.size(0); ++b) {
       auto row = r.tokens[b].contiguous();

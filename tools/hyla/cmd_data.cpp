@@ -9,6 +9,7 @@
 #include "hyla/data/synthetic_niah.h"
 #include "hyla/data/synthetic_passkey.h"
 #include "hyla/data/random.h"
+#include "hyla/io/atomic_file.h"
 #include "hyla/io/tokenizer.h"
 #include "hyla/util/error.h"
 #include "hyla/util/log.h"
@@ -27,6 +28,29 @@ struct PrepareArgs {
   bool no_progress = false;
 };
 
+// A tokenizer.json inside a model directory: that model's config.json names the EOS
+// (`eos_token_id`, an id or a list whose first entry is the document separator).
+std::optional<int32_t> eos_from_model_config(const fs::path& tokenizer_path) {
+  fs::path cfg = tokenizer_path.parent_path() / "config.json";
+  if (!fs::exists(cfg)) return std::nullopt;
+  json j;
+  try {
+    j = json::parse(io::read_text_file(cfg));
+  } catch (const json::exception& e) {
+    fail("{}: not valid JSON ({})", cfg.string(), e.what());
+  }
+  auto e = j.find("eos_token_id");
+  if (e == j.end() || e->is_null()) return std::nullopt;
+  if (e->is_array()) {
+    HYLA_CHECK(!e->empty() && e->front().is_number_integer(), "{}: eos_token_id must be an id or a list of ids",
+               cfg.string());
+    e = e->begin();
+  }
+  HYLA_CHECK(e->is_number_integer(), "{}: eos_token_id must be an id or a list of ids", cfg.string());
+  log::info("EOS id {} from {}", e->get<int32_t>(), cfg.string());
+  return e->get<int32_t>();
+}
+
 int run_prepare(PrepareArgs& a) {
   auto tok = io::Tokenizer::load(a.opt.tokenizer_path);
   for (auto& i : a.inputs) a.opt.inputs.emplace_back(i);
@@ -35,6 +59,8 @@ int run_prepare(PrepareArgs& a) {
     HYLA_CHECK(id.has_value(), "--eos-token \"{}\" is not a token of {}", a.eos_token,
                a.opt.tokenizer_path.string());
     a.opt.eos_id = *id;
+  } else if (!tok->eos_id()) {
+    if (auto id = eos_from_model_config(a.opt.tokenizer_path)) a.opt.eos_id = *id;
   }
   a.opt.progress = !a.no_progress;
   data::Manifest m = data::prepare_corpus(a.opt, *tok);
@@ -140,7 +166,7 @@ void add_prepare(CLI::App& data_cmd, PrepareArgs& a, std::function<int()>& act) 
       ->capture_default_str();
   p->add_option("--seed", a.opt.seed, "split seed")->capture_default_str();
   p->add_option("--shard-tokens", a.opt.shard_tokens, "tokens per shard file")->capture_default_str();
-  p->add_option("--eos-token", a.eos_token, "EOS token text, when the tokenizer names none");
+  p->add_option("--eos-token", a.eos_token, "EOS token text, when neither the tokenizer nor the config.json beside it names one");
   p->add_flag("--bos", a.opt.add_bos, "prepend BOS to every document");
   p->add_option("--threads", a.opt.threads, "encoder threads (0: all cores, at most 8)");
   p->add_option("--nlp-sentences-per-doc", a.opt.read.nlp_sentences_per_doc,

@@ -23,7 +23,9 @@ struct GenerateArgs {
 };
 
 // Prints only the text that became final: byte-level tokens can split a UTF-8
-// character, so hold back output that ends in an incomplete sequence.
+// character, so hold back output that ends in an incomplete sequence. At the end of
+// the stream, finish() prints what was held back: an incomplete tail decodes to U+FFFD,
+// as transformers' and tokenizers' decode of the whole sequence gives.
 class StreamPrinter {
  public:
   explicit StreamPrinter(const io::Tokenizer& tok) : tok_(tok) {}
@@ -36,6 +38,11 @@ class StreamPrinter {
       std::fflush(stdout);
       printed_ = text.size();
     }
+  }
+  void finish() {
+    std::string text = tok_.decode(ids_, /*skip_special=*/true);
+    if (text.size() > printed_) std::fwrite(text.data() + printed_, 1, text.size() - printed_, stdout);
+    printed_ = text.size();
   }
 
  private:
@@ -84,6 +91,7 @@ int run_generate(const GenerateArgs& a) {
   }
   auto r = model::generate(m, prompt_t, go);
   if (stream) {
+    printer.finish();
     std::printf("\n");
     std::fflush(stdout);  // before --stats on stderr
   }

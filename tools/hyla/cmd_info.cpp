@@ -4,6 +4,7 @@
 #include "command.h"
 #include "common.h"
 #include "hyla/io/safetensors.h"
+#include "hyla/model/checkpoint_tensors.h"
 #include "hyla/util/progress.h"
 
 namespace hyla::cli {
@@ -13,6 +14,8 @@ int run_info(const ModelArgs& a, bool as_json) {
   auto cfg = model::ModelConfig::load(a.path);
   model::CausalLM m(cfg);  // float32 skeleton on CPU: shapes only, weights not read
   auto store = io::TensorStore::open(a.path);
+  // A summary of a checkpoint that cannot load would mislead: refuse as `hyla ppl` does.
+  model::check_checkpoint_tensors(a.path, m, store);
   std::string file_dtype = store.names().empty() ? "?" : store.info(store.names().front()).dtype;
   int64_t elem = 2;  // decode caches are kept in bf16/fp16 on GPU
   int64_t kv_tok = 0, state = 0, n_attn = 0;

@@ -1,11 +1,14 @@
 #include "hyla/model/decoder.h"
 
+#include <atomic>
 #include <set>
 
 #include <ATen/autocast_mode.h>
 
 #include "hyla/io/safetensors.h"
 #include "hyla/model/attention.h"
+#include "hyla/model/checkpoint_tensors.h"
+#include "hyla/model/layer_recomputes.h"
 #include "hyla/model/mixers/registry.h"
 #include "hyla/util/error.h"
 #include "hyla/util/log.h"
@@ -14,6 +17,8 @@ namespace hyla::model {
 namespace fs = std::filesystem;
 
 namespace {
+
+std::atomic<int64_t> layer_recomputes{0};
 
 // Recomputes one decoder layer in the backward pass instead of storing its
 // activations (the reentrant scheme of torch.utils.checkpoint): forward runs without
@@ -35,6 +40,7 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
+    layer_recomputes.fetch_add(1, std::memory_order_relaxed);
     auto saved = ctx->get_saved_variables();
     auto x = saved[0].detach().requires_grad_(true);
     auto* l = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
@@ -190,29 +196,17 @@ std::string dtype_name(torch::ScalarType t) {
   }
 }
 
+int64_t checkpointed_layer_recomputes() { return layer_recomputes.load(std::memory_order_relaxed); }
+
 CausalLM load_causal_lm(const fs::path& dir, torch::Device device, std::optional<torch::ScalarType> dtype) {
   auto config = ModelConfig::load(dir);
   torch::NoGradGuard no_grad;
   CausalLM m(config);
   auto store = io::TensorStore::open(dir);
-  std::set<std::string> used;
+  check_checkpoint_tensors(dir, m, store);  // shapes and names from the headers, before any copy
   for (auto& p : m->named_parameters(true)) {
-    const std::string& name = p.key();
-    HYLA_CHECK(store.has(name), "checkpoint {}: missing tensor {}", dir.string(), name);
-    auto t = store.load(name);
-    HYLA_CHECK(t.is_floating_point(), "checkpoint {}: tensor {} is stored as {}; weights must be floating point",
-               dir.string(), name, store.info(name).dtype);
-    HYLA_CHECK(t.sizes() == p.value().sizes(), "checkpoint {}: tensor {} has shape {} but the config implies {}",
-               dir.string(), name, t.sizes(), p.value().sizes());
+    auto t = store.load(p.key());
     p.value().copy_(t);
-    used.insert(name);
-  }
-  for (auto& name : store.names()) {
-    if (used.count(name)) continue;
-    bool benign = name == "lm_head.weight" && config.tie_word_embeddings;  // some writers keep the tied copy
-    benign = benign || name.find("rotary_emb.inv_freq") != std::string::npos;  // old HF buffers
-    HYLA_CHECK(benign, "checkpoint {}: unexpected tensor {} (not part of a {} model with this config)", dir.string(),
-               name, config.model_type);
   }
   m->to(device, dtype.value_or(torch::kFloat32));
   m->eval();

@@ -65,6 +65,7 @@ GenerateResult generate(CausalLM& model, const torch::Tensor& prompt, const Gene
   sync(dev);
   r.decode_seconds = seconds_since(t0);
   r.tokens = torch::stack(out, 1).to(torch::kCPU);
+  r.cuda_graph = fixed && fixed->graphed();
   return r;
 }
 

@@ -23,6 +23,7 @@ struct GenerateResult {
   torch::Tensor tokens;     // [B, new] generated ids (CPU int64), rows padded with stop id
   double prefill_seconds = 0, decode_seconds = 0;
   int64_t decode_steps = 0;
+  bool cuda_graph = false;  // the decode steps replayed a captured CUDA graph
 };
 
 // prompt [B, T] int64 on the model's device.

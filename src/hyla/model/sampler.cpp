@@ -13,6 +13,13 @@ Sampler::Sampler(const SamplingParams& p) : p_(p) {
 
 torch::Tensor Sampler::sample(const torch::Tensor& logits_in) {
   if (p_.temperature == 0.0) return logits_in.argmax(-1);
+  auto probs = probabilities(logits_in).to(torch::kCPU);
+  auto ids = torch::multinomial(probs, 1, false, gen_).squeeze(-1);
+  return ids.to(logits_in.device());
+}
+
+torch::Tensor Sampler::probabilities(const torch::Tensor& logits_in) const {
+  HYLA_CHECK(p_.temperature > 0, "sampling probabilities need a temperature > 0");
   auto logits = logits_in.to(torch::kFloat32) / p_.temperature;
   int64_t V = logits.size(-1);
   if (p_.top_k > 0 && p_.top_k < V) {
@@ -29,9 +36,7 @@ torch::Tensor Sampler::sample(const torch::Tensor& logits_in) {
     auto remove = remove_sorted.scatter(-1, idx, remove_sorted);
     logits = logits.masked_fill(remove, -std::numeric_limits<float>::infinity());
   }
-  auto probs = logits.softmax(-1).to(torch::kCPU);
-  auto ids = torch::multinomial(probs, 1, false, gen_).squeeze(-1);
-  return ids.to(logits_in.device());
+  return logits.softmax(-1);
 }
 
 }  // namespace hyla::model

@@ -19,6 +19,10 @@ class Sampler {
   explicit Sampler(const SamplingParams& p);
   // logits [B, V] -> ids [B] (int64, same device).
   torch::Tensor sample(const torch::Tensor& logits);
+  // The distribution sample() draws from when temperature > 0: softmax of the logits after
+  // temperature, top-k and top-p, [B, V] float32 on the logits' device (0 outside the
+  // kept set). The tests compare it with transformers' logits warpers.
+  torch::Tensor probabilities(const torch::Tensor& logits) const;
   const SamplingParams& params() const { return p_; }
 
  private:

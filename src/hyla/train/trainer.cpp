@@ -10,6 +10,7 @@
 #include "hyla/io/atomic_file.h"
 #include "hyla/io/safetensors.h"
 #include "hyla/io/tokenizer.h"
+#include "hyla/model/layer_recomputes.h"
 #include "hyla/train/init.h"
 #include "hyla/train/schedule.h"
 #include "hyla/train/synthetic_mix.h"
@@ -236,7 +237,7 @@ TrainResult Trainer::run() {
   while (step_ < r_.optim.steps) {
     double lr = learning_rate(r_.optim, step_);
     double step_loss = 0;
-    int64_t synth = 0;
+    int64_t synth = 0, recomputes_before = model::checkpointed_layer_recomputes();
     for (int64_t micro = 0; micro < r_.data.grad_accum; ++micro) {
       auto b = train_->next();
       synth += b.synthetic;
@@ -271,6 +272,8 @@ TrainResult Trainer::run() {
     double tps = (step_ - start_step) * tokens_per_step / std::max(elapsed, 1e-9);
     json m = {{"step", step_}, {"loss", mean_loss}, {"lr", lr}, {"grad_norm", gnorm}, {"tokens", tokens_},
               {"tokens_per_s", tps}, {"synthetic_rows", synth}};
+    if (r_.run.activation_checkpointing)  // proof the recompute path ran: layers x micro-batches
+      m["recomputed_layers"] = model::checkpointed_layer_recomputes() - recomputes_before;
     bool eval_now = r_.run.eval_every > 0 && (step_ % r_.run.eval_every == 0 || step_ == r_.optim.steps);
     if (eval_now) {
       last_val_loss_ = validate();

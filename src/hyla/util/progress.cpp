@@ -43,11 +43,14 @@ void ProgressBar::update(int64_t done, const std::string& extra) {
 void ProgressBar::finish(const std::string& extra) {
   if (!extra.empty()) extra_ = extra;
   finished_ = true;
+  if (!tty_ && drawn_done_ == done_ && drawn_extra_ == extra_) return;  // that line is out already
   draw(true);
 }
 
 void ProgressBar::draw(bool final_line) {
   if (!enabled_) return;
+  drawn_done_ = done_;
+  drawn_extra_ = extra_;
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = elapsed > 0 ? (done_ - std::max<int64_t>(start_done_, 0)) / elapsed : 0.0;
   double eta = rate > 0 ? (total_ - done_) / rate : -1;

@@ -23,6 +23,10 @@ class ProgressBar {
   int64_t total_, done_ = 0, start_done_ = -1;
   std::chrono::steady_clock::time_point start_, last_draw_;
   bool tty_, enabled_ = true, finished_ = false;
+  // What the last line printed showed: without a terminal each draw is a new line, so
+  // finish() after an update() that already printed the same state prints nothing.
+  int64_t drawn_done_ = -1;
+  std::string drawn_extra_;
 };
 
 // "1.2K", "3.4M" for counts; "1:02:03" for seconds.
