@@ -17,8 +17,10 @@ DEVICE = os.environ.get("HYLA_TEST_DEVICE", "cpu")
 # 1e-3" (the device METHOD.md), so 1e-4. TF32 is never enabled by hyla.
 F32_TOL = 1e-5 if DEVICE == "cpu" else 1e-4
 # bf16 weights and activations against a float32 oracle: bf16 operands land between 1e-3
-# and 1e-2 (METHOD.md); through a few layers of a small model, 2e-2 on logits.
-BF16_TOL = 2e-2
+# and 1e-2 per operation (METHOD.md); through three layers of the test models' large
+# random weights, up to ~4e-2 on logits, as transformers' own bf16 run gives. The bf16
+# test also bounds hyla by twice transformers' bf16 error.
+BF16_TOL = 6e-2
 
 
 def _bin(env, name):

@@ -1,5 +1,5 @@
 """hyla's decoder against transformers: float32 logits (norm-wise relative error <= 1e-5 on
-the CPU, 1e-4 on a GPU), bfloat16 logits (<= 2e-2), prefill + cached decode logits, and
+the CPU, 1e-4 on a GPU), bfloat16 logits (<= 6e-2 and <= 2x transformers' own bf16 error), prefill + cached decode logits, and
 32 greedy tokens, on tiny random Llama, Qwen2 and Qwen3 checkpoints that transformers
 itself writes with save_pretrained; static-shape / CUDA-graph decoding against the eager
 path. Runs on HYLA_TEST_DEVICE (the testkit computes there)."""
@@ -98,8 +98,13 @@ def test_bf16_logits_match_transformers_float32(name, tmp_path, testkit_bin):
          "--dtype", "bfloat16"])
     got = np.fromfile(out, dtype=np.float32).reshape(ref.shape)
     err = rel_err(got, ref)
-    print(f"{name} bf16 on {DEVICE}: logits relative error {err:.2e}")
-    assert np.isfinite(got).all() and err <= BF16_TOL
+    # transformers' own bf16 run of the same model sets the scale of bf16 rounding here
+    # (these checkpoints' large weights amplify it: measured 2-4e-2 on the CPU for both).
+    with torch.no_grad():
+        hf_bf16 = rel_err(model.to(torch.bfloat16)(ids).logits.float().numpy(), ref)
+    print(f"{name} bf16 on {DEVICE}: logits relative error {err:.2e} (transformers bf16: {hf_bf16:.2e})")
+    assert np.isfinite(got).all()
+    assert err <= BF16_TOL and err <= 2 * hf_bf16
 
 
 @pytest.mark.parametrize("name", ["llama", "qwen3"])
