@@ -52,6 +52,8 @@ void check_gdn_layer(const ModelConfig& c, const MixerConfig& g, int64_t i) {
            "position encoding");
   if (g.use_short_conv && g.conv_bias)
     refuse("short-convolution bias (conv_bias) is not expressible: fla's model builds GatedDeltaNet without it");
+  if (g.beta_bias)
+    refuse("a b_proj bias (beta_bias, Taylor-Calibrate's --beta-bias) is not expressible: fla's b_proj has none");
   if (g.norm_eps != c.rms_norm_eps)
     refuse(fmt::format("o_norm eps {} differs from rms_norm_eps {}: fla uses one norm_eps for every norm",
                        g.norm_eps, c.rms_norm_eps));

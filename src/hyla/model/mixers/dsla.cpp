@@ -45,6 +45,11 @@ std::pair<torch::Tensor, torch::Tensor> DualStateLinearAttentionImpl::gates(cons
 
 torch::Tensor DualStateLinearAttentionImpl::forward(const torch::Tensor& x, const MixerContext& ctx) {
   check_mixer_input(x, ctx, c_.hidden, c_.name);
+  auto o = mixed_output(x, ctx);
+  return o_proj(o.reshape({x.size(0), x.size(1), c_.n_heads * c_.v_dim()}).to(x.dtype()));
+}
+
+torch::Tensor DualStateLinearAttentionImpl::mixed_output(const torch::Tensor& x, const MixerContext& ctx) {
   int64_t B = x.size(0), T = x.size(1), H = c_.n_heads, dk = c_.head_k_dim, dv = c_.v_dim();
   auto q = q_proj(x).view({B, T, H, dk});
   auto k = k_proj(x).view({B, T, H, dk});
@@ -78,8 +83,7 @@ torch::Tensor DualStateLinearAttentionImpl::forward(const torch::Tensor& x, cons
   }
   // o = w_1 o_1 + w_2 o_2 with w = softmax(λ) (dsla.md "Mixing").
   auto w = torch::softmax(alpha_list, 0);
-  auto o = w[0] * r.o.narrow(2, 0, H) + w[1] * r.o.narrow(2, H, H);
-  return o_proj(o.reshape({B, T, H * dv}).to(x.dtype()));
+  return w[0] * r.o.narrow(2, 0, H) + w[1] * r.o.narrow(2, H, H);
 }
 
 }  // namespace hyla::model

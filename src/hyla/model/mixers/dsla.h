@@ -20,6 +20,8 @@ class DualStateLinearAttentionImpl : public MixerImpl {
   std::string kind() const override { return "dsla"; }
   int64_t state_bytes(int64_t elem_size) const override;
   const MixerConfig& config() const { return c_; }
+  // The mixed read-out w_1 o_1 + w_2 o_2, [B, T, H, dv], before W_o.
+  torch::Tensor mixed_output(const torch::Tensor& x, const MixerContext& ctx);
 
   // The two log gates for x, each [B, T, H, dk]: max(logsigmoid(W x + b) / 16, −50).
   std::pair<torch::Tensor, torch::Tensor> gates(const torch::Tensor& x) const;

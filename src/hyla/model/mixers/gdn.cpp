@@ -17,7 +17,7 @@ GatedDeltaNetImpl::GatedDeltaNetImpl(const MixerConfig& c) : c_(c) {
   k_proj = register_module("k_proj", make_projection(d, key_dim, false, c.init_std));
   v_proj = register_module("v_proj", make_projection(d, value_dim, false, c.init_std));
   a_proj = register_module("a_proj", make_projection(d, HV, false, c.init_std));
-  b_proj = register_module("b_proj", make_projection(d, HV, false, c.init_std));
+  b_proj = register_module("b_proj", make_projection(d, HV, c.beta_bias, c.init_std));
   // fla's init (gdn.md "Parameters"): A ~ U(0, 16), A_log = log A; dt ~ logU(1e-3, 1e-1)
   // floored at 1e-4, dt_bias = softplus⁻¹(dt) = dt + log(−expm1(−dt)).
   auto A = torch::empty({HV}).uniform_(0, 16);
@@ -46,6 +46,15 @@ int64_t GatedDeltaNetImpl::state_bytes(int64_t elem_size) const {
 
 torch::Tensor GatedDeltaNetImpl::forward(const torch::Tensor& x, const MixerContext& ctx) {
   check_mixer_input(x, ctx, c_.hidden, c_.name);
+  auto o = recurrent_output(x, ctx);
+  int64_t B = x.size(0), T = x.size(1), HV = c_.value_heads(), dv = c_.v_dim();
+  // Step 7: per-head RMSNorm gated by SiLU(W_g x) (fla's FusedRMSNormGated), then W_o.
+  o = c_.use_gate ? ops::rms_norm_gated(o, g_proj(x).view({B, T, HV, dv}), o_norm->weight, c_.norm_eps, "silu")
+                  : ops::rms_norm(o, o_norm->weight, c_.norm_eps);
+  return o_proj(o.reshape({B, T, HV * dv}).to(x.dtype()));
+}
+
+torch::Tensor GatedDeltaNetImpl::recurrent_output(const torch::Tensor& x, const MixerContext& ctx, double scale) {
   int64_t B = x.size(0), T = x.size(1), H = c_.n_heads, HV = c_.value_heads();
   int64_t dk = c_.head_k_dim, dv = c_.v_dim();
   auto* cache = ctx.cache;
@@ -79,24 +88,21 @@ torch::Tensor GatedDeltaNetImpl::forward(const torch::Tensor& x, const MixerCont
   ops::RecurrenceResult r;
   if (cache && T == 1 && !ctx.cu_seqlens.defined()) {
     r = ops::gated_delta_step(q.select(1, 0), k.select(1, 0), v.select(1, 0), g.select(1, 0),
-                              beta.select(1, 0), S0);
+                              beta.select(1, 0), S0, scale);
     r.o = r.o.unsqueeze(1);
   } else {
     ops::RecurrenceOptions opt;
     opt.initial_state = S0;
     opt.cu_seqlens = ctx.cu_seqlens;
     opt.chunk_size = c_.chunk_size;
+    opt.scale = scale;
     r = ops::gated_delta_chunked(q, k, v, g, beta, opt);
   }
   if (cache) {
     store_state(ctx, "S", r.state);
     cache->length += T;
   }
-  // Step 7: per-head RMSNorm gated by SiLU(W_g x) (fla's FusedRMSNormGated), then W_o.
-  auto o = c_.use_gate
-               ? ops::rms_norm_gated(r.o, g_proj(x).view({B, T, HV, dv}), o_norm->weight, c_.norm_eps, "silu")
-               : ops::rms_norm(r.o, o_norm->weight, c_.norm_eps);
-  return o_proj(o.reshape({B, T, HV * dv}).to(x.dtype()));
+  return r.o;
 }
 
 }  // namespace hyla::model

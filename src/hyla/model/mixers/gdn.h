@@ -21,6 +21,10 @@ class GatedDeltaNetImpl : public MixerImpl {
   std::string kind() const override { return "gdn"; }
   int64_t state_bytes(int64_t elem_size) const override;
   const MixerConfig& config() const { return c_; }
+  // gdn.md steps 1–6: the recurrence's read-out o [B, T, HV, dv] before the output norm,
+  // gate and W_o (Taylor-Calibrate fits value scales to it, methods.md §3.3 c). `scale`
+  // multiplies q (< 0: dk^(-1/2), the layer's own).
+  torch::Tensor recurrent_output(const torch::Tensor& x, const MixerContext& ctx, double scale = -1);
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, a_proj{nullptr},
       b_proj{nullptr}, g_proj{nullptr}, o_proj{nullptr};

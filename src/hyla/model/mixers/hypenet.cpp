@@ -65,6 +65,14 @@ int64_t LightningAttentionImpl::state_bytes(int64_t) const {
 
 torch::Tensor LightningAttentionImpl::forward(const torch::Tensor& x, const MixerContext& ctx) {
   check_mixer_input(x, ctx, c_.hidden, c_.name);
+  int64_t H = c_.n_heads, Dh = c_.head_k_dim;
+  auto o = recurrent_output(x, ctx).reshape({x.size(0), x.size(1), H * Dh}).to(x.dtype());
+  if (c_.output_norm) o = ops::rms_norm(o, o_norm->weight, c_.rms_eps);
+  if (c_.output_gate) o = o * torch::sigmoid(z_proj(x));
+  return o_proj(o);
+}
+
+torch::Tensor LightningAttentionImpl::recurrent_output(const torch::Tensor& x, const MixerContext& ctx) {
   int64_t B = x.size(0), T = x.size(1), H = c_.n_heads, Dh = c_.head_k_dim, kv = c_.kv_heads();
   auto q = q_proj(x).view({B, T, H, Dh});
   auto k = k_proj(x).view({B, T, kv, Dh});
@@ -107,10 +115,7 @@ torch::Tensor LightningAttentionImpl::forward(const torch::Tensor& x, const Mixe
     store_state(ctx, "S", r.state);
     ctx.cache->length += T;
   }
-  auto o = r.o.reshape({B, T, H * Dh}).to(x.dtype());
-  if (c_.output_norm) o = ops::rms_norm(o, o_norm->weight, c_.rms_eps);
-  if (c_.output_gate) o = o * torch::sigmoid(z_proj(x));
-  return o_proj(o);
+  return r.o;
 }
 
 }  // namespace hyla::model

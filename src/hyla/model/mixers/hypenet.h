@@ -30,6 +30,9 @@ class LightningAttentionImpl : public MixerImpl {
   std::string kind() const override { return "hypenet"; }
   int64_t state_bytes(int64_t elem_size) const override;
   const MixerConfig& config() const { return c_; }
+  // The read-out o_t = Dh^(−1/2) S_tᵀ q_t, [B, T, H, Dh] (compute dtype), before the
+  // output norm, gate and W_o.
+  torch::Tensor recurrent_output(const torch::Tensor& x, const MixerContext& ctx);
   // log decay per head, −slope_h, float32 [H].
   const torch::Tensor& log_decay() const { return log_decay_; }
 

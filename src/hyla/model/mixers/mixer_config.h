@@ -24,6 +24,7 @@ struct MixerConfig {
   bool conv_bias = false;
   bool use_gate = true;           // output gate SiLU(W_g x) on the normed output
   bool allow_neg_eigval = false;  // β = 2σ(·)
+  bool beta_bias = false;         // a bias on b_proj (not in fla; Taylor-Calibrate §3.9 (i))
   double norm_eps = 1e-5;         // o_norm eps (fla layer 1e-5; fla models pass 1e-6)
 
   // DSLA (dsla.md).

@@ -44,6 +44,7 @@ void apply_keys(const nlohmann::json& j, MixerConfig& c, const std::string& wher
       else if (key == "conv_bias") c.conv_bias = v.get<bool>();
       else if (key == "use_gate") c.use_gate = v.get<bool>();
       else if (key == "allow_neg_eigval") c.allow_neg_eigval = v.get<bool>();
+      else if (key == "beta_bias") c.beta_bias = v.get<bool>();
       else if (key == "norm_eps") c.norm_eps = c.rms_eps = v.get<double>();
       else if (key == "gate_logit_normalizer") c.gate_logit_normalizer = v.get<double>();
       else if (key == "gate_clamp_min") c.gate_clamp_min = v.get<double>();

@@ -5,7 +5,7 @@
 // linear_config: {<key>: value, ..., "gdn": {<key>: value}, "dsla": {...}, "hypenet": {...}}
 // Top-level keys apply to every kind, a kind's own object overrides them. Keys:
 //   num_heads, num_v_heads, num_kv_heads, head_k_dim, head_v_dim, conv_size,
-//   use_short_conv, conv_bias, use_gate, allow_neg_eigval, norm_eps,
+//   use_short_conv, conv_bias, use_gate, allow_neg_eigval, beta_bias, norm_eps,
 //   gate_logit_normalizer, gate_clamp_min, qk_norm, output_norm, output_gate, use_rope,
 //   chunk_size, initializer_range.
 // Defaults come from the model: heads = num_attention_heads, head dims = head_dim,
