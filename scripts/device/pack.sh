@@ -11,8 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .carry/debs
 pkgs=(nlohmann-json3-dev libcli11-dev libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3
-      libtomlplusplus-dev libtomlplusplus3 libgtest-dev libgloo-dev libgloo0 libicu-dev libicu72
-      libcpp-httplib-dev libcpp-httplib0.11)
+      libtomlplusplus-dev libtomlplusplus3 libgtest-dev libgloo-dev libgloo0 libicu-dev libicu72)
 cd .carry/debs
 for p in "${pkgs[@]}"; do
   ls "${p}"_*.deb >/dev/null 2>&1 || apt-get download "$p" >/dev/null 2>&1 || echo "warn: could not download $p"
