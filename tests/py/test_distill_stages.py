@@ -58,7 +58,7 @@ def batch(rows=2, length=25, seed=0):
     return torch.randint(3, 8192, (rows, length + 1), generator=g)
 
 
-def testkit_loss(testkit_bin, tmp_path, student, ids, stage):
+def run_distill_loss(testkit_bin, tmp_path, student, ids, stage):
     out = tmp_path / "loss.safetensors"
     run([testkit_bin, "distill-loss", "--teacher", TEACHER, "--student", student, "--ids",
          ";".join(",".join(map(str, r.tolist())) for r in ids), "--stage", json.dumps(stage), "--out", out])
@@ -75,7 +75,7 @@ def kl64(zt, zs, tau):
 def test_kl_loss_matches_float64(tau, top_k, ce_weight, hf_teacher, llama_student, testkit_bin, tmp_path):
     ids = batch()
     stage = {"kind": "kl", "temperature": tau, "top_k": top_k, "ce_weight": ce_weight}
-    got = testkit_loss(testkit_bin, tmp_path, llama_student, ids, stage)["loss"][0]
+    got = run_distill_loss(testkit_bin, tmp_path, llama_student, ids, stage)["loss"][0]
     student = transformers.AutoModelForCausalLM.from_pretrained(llama_student, dtype=torch.float64).eval()
     with torch.no_grad():
         zt, zs = hf_teacher(ids[:, :-1]).logits, student(ids[:, :-1]).logits
@@ -95,7 +95,7 @@ def test_kl_loss_matches_float64(tau, top_k, ce_weight, hf_teacher, llama_studen
 
 def test_ce_loss_matches_float64(llama_student, testkit_bin, tmp_path):
     ids = batch(seed=1)
-    got = testkit_loss(testkit_bin, tmp_path, llama_student, ids, {"kind": "ce"})["loss"][0]
+    got = run_distill_loss(testkit_bin, tmp_path, llama_student, ids, {"kind": "ce"})["loss"][0]
     student = transformers.AutoModelForCausalLM.from_pretrained(llama_student, dtype=torch.float64).eval()
     with torch.no_grad():
         zs = student(ids[:, :-1]).logits
@@ -127,7 +127,7 @@ def align64(s, t, loss):
 @pytest.mark.parametrize("loss", ["l2", "mse", "nmse"])
 def test_hidden_align_loss_matches_float64(loss, hf_teacher, llama_student, testkit_bin, tmp_path):
     ids = batch(seed=2)
-    got = testkit_loss(testkit_bin, tmp_path, llama_student, ids,
+    got = run_distill_loss(testkit_bin, tmp_path, llama_student, ids,
                        {"kind": "hidden_align", "loss": loss, "layers": "all"})["loss"][0]
     student = transformers.AutoModelForCausalLM.from_pretrained(llama_student, dtype=torch.float64).eval()
     hs_t, hs_s = layer_outputs(hf_teacher, ids[:, :-1]), layer_outputs(student, ids[:, :-1])
@@ -142,7 +142,7 @@ def test_attention_align_is_teacher_forced_and_matches_float64(loss, hf_teacher,
     the teacher attention's output (methods.md §1.4): both checked against transformers'
     own self_attn inputs/outputs, and the loss recomputed from them in float64."""
     ids = batch(seed=4)
-    got = testkit_loss(testkit_bin, tmp_path, hybrid_student, ids, {"kind": "attention_align", "loss": loss})
+    got = run_distill_loss(testkit_bin, tmp_path, hybrid_student, ids, {"kind": "attention_align", "loss": loss})
     inputs, outputs = {}, {}
     hooks = []
     for i, layer in enumerate(hf_teacher.model.layers):

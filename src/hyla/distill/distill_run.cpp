@@ -24,6 +24,20 @@ torch::Device pick_device(const std::string& name) {
 }
 
 // Windows of seq_len + 1 tokens the sampler can cut from the split (batch_sampler.h).
+// The first sequences × seq_len training tokens as [sequences, seq_len] (calibration).
+torch::Tensor leading_tokens(const data::TokenDataset& d, int64_t sequences, int64_t seq_len) {
+  auto out = torch::empty({sequences, seq_len}, torch::kInt64);
+  int64_t need = sequences * seq_len, got = 0;
+  for (auto& s : d.shards()) {
+    int64_t n = std::min(need - got, s->size());
+    s->copy(0, n, out.data_ptr<int64_t>() + got);
+    got += n;
+    if (got == need) break;
+  }
+  HYLA_CHECK(got == need, "[student] calibration needs {} training tokens; the data has {}", need, d.total_tokens());
+  return out;
+}
+
 int64_t windows(const data::TokenDataset& d, int64_t seq_len) {
   int64_t n = 0;
   for (auto& s : d.shards()) n += std::max<int64_t>(0, (s->size() - 1) / seq_len);
@@ -60,6 +74,9 @@ void DistillRun::prepare() {
     if (st.kind == StageKind::Chained) check_chained(spec.config);
   open_data();
   check_lengths();
+  HYLA_CHECK(spec.calib_sequences * spec.calib_seq_len <= data_->total_tokens(),
+             "{} [student]: calibration needs {} × {} training tokens; the data has {}", label, spec.calib_sequences,
+             spec.calib_seq_len, data_->total_tokens());
 }
 
 void DistillRun::check_chained(const model::ModelConfig& student) const {
@@ -162,7 +179,9 @@ std::vector<StageResult> DistillRun::run() {
     student = model::load_causal_lm(convert_dir, torch::kCPU, torch::kFloat32);
   } else {
     auto spec = parse_student(r_.student, teacher_config_, r_.path.string() + " [student]");
-    student = build_student(spec, env.teacher, {}, r_.run.seed);
+    torch::Tensor calib;
+    if (spec.calib_sequences > 0) calib = leading_tokens(*data_, spec.calib_sequences, spec.calib_seq_len);
+    student = build_student(spec, env.teacher, calib, r_.run.seed);
     if (rank == 0) {
       fs::create_directories(convert_dir);
       write_stage_result(student, convert_dir, env,

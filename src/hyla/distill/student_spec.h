@@ -16,6 +16,9 @@ struct StudentSpec {
   std::string path;           // a ready student checkpoint, or empty
   nlohmann::json table;       // the [student] table as written (conversion settings)
   model::ModelConfig config;  // the student's shape (checked before anything trains)
+  // Calibration batch the conversion needs (Taylor-Calibrate), cut from the training
+  // data: sequences × seq_len tokens; 0 sequences = none.
+  int64_t calib_sequences = 0, calib_seq_len = 0;
 };
 
 StudentSpec parse_student(const nlohmann::json& table, const model::ModelConfig& teacher, const std::string& label);
