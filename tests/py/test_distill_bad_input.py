@@ -48,7 +48,7 @@ CASES = [
     ({"stage": 'kind = "ce"\nseq_len = 32'}, ["tokens is required"]),
     ({"stage": 'kind = "chained"\ntokens = 64\norder = [0]'}, ["order: layer 0 is not a converted layer"]),
     ({"data": 'text = "{text}"\ndir = "x"'}, ["[data]", "give exactly one of dir"]),
-    ({"student": 'mixer = "gdn"\nattention_every = 2\nattention_layers = [0]'}, ["[student]", "contradict"]),
+    ({"student": 'mixer = "gdn"\nattention_every = 2\nattention_layers = [0]'}, ["[student]", "give one of attention_every"]),
     ({"student": 'mixer = "gdn"\nattention_evry = 2'}, ["[student]", 'unknown key "attention_evry"']),
     ({"run": 'out_dir = "{out}"\nlr = 1'}, ["[run]", 'unknown key "lr"']),
     ({"optim": "lr = 1"}, ["unknown section [optim]"]),

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <set>
 
+#include "hyla/distill/selection_file.h"
 #include "hyla/util/error.h"
 
 namespace hyla::distill {
@@ -10,41 +11,12 @@ using nlohmann::json;
 
 namespace {
 
-// Until distill/convert.h's ConvertOptions::from_json owns this schema: `hyla hybrid`'s
-// layer choice (mixer, attention_every | attention_layers | layer_types, linear_config,
-// hype), new mixers at their default init.
-model::HybridOptions hybrid_options(const json& t, const model::ModelConfig& teacher, const std::string& label) {
-  static const std::set<std::string> known = {"mixer", "attention_every", "attention_layers", "layer_types",
-                                              "linear_config", "hype", "hype_logn_base"};
-  for (auto& [k, _] : t.items())
-    HYLA_CHECK(known.count(k), "{}: unknown key \"{}\" (have: path, or mixer, attention_every, attention_layers, "
-               "layer_types, linear_config, hype, hype_logn_base)", label, k);
-  int given = t.contains("attention_every") + t.contains("attention_layers") + t.contains("layer_types");
-  HYLA_CHECK(given <= 1, "{}: give one of attention_every, attention_layers and layer_types (they contradict)", label);
-  model::HybridOptions o;
-  try {
-    std::string mixer = t.value("mixer", std::string("gdn"));
-    int64_t n = teacher.num_hidden_layers;
-    if (t.contains("layer_types")) {
-      HYLA_CHECK(!t.contains("mixer"), "{}: mixer and layer_types contradict (layer_types names every layer)", label);
-      o.layer_types = t["layer_types"].get<std::vector<std::string>>();
-    } else if (t.contains("attention_layers")) {
-      auto keep = t["attention_layers"].get<std::vector<int64_t>>();
-      for (auto l : keep)
-        HYLA_CHECK(l >= 0 && l < n, "{}: attention_layers: layer {} does not exist (the teacher has {})", label, l, n);
-      o.layer_types = model::layer_types_keeping(n, keep, mixer);
-    } else {
-      int64_t every = t.value("attention_every", int64_t(4));
-      HYLA_CHECK(every >= 0, "{}: attention_every must be >= 0", label);
-      o.layer_types = model::interleave_layer_types(n, every, mixer);
-    }
-    if (t.contains("linear_config")) o.linear_config = t["linear_config"];
-    o.hype = t.value("hype", false);
-    o.hype_logn_base = t.value("hype_logn_base", 500.0);
-  } catch (const json::exception& e) {
-    fail("{}: a key has the wrong type: {}", label, e.what());
-  }
-  return o;
+// "R.toml [student]" -> "R.toml": ConvertOptions::from_json names the table itself.
+std::string file_label(const std::string& label) {
+  const std::string suffix = " [student]";
+  return label.size() > suffix.size() && label.compare(label.size() - suffix.size(), suffix.size(), suffix) == 0
+             ? label.substr(0, label.size() - suffix.size())
+             : label;
 }
 
 }  // namespace
@@ -66,16 +38,44 @@ StudentSpec parse_student(const json& t, const model::ModelConfig& teacher, cons
                s.path);
     return s;
   }
-  s.config = model::hybrid_config(teacher, hybrid_options(t, teacher, label));
+  // The conversion's own schema (convert.h): layer choice, mixer, init, Taylor-Calibrate.
+  auto opt = ConvertOptions::from_json(t, teacher, file_label(label));
+  resolve_selection(opt, t, teacher, label);
+  s.config = student_config(teacher, opt);
+  if (opt.needs_calibration()) {
+    s.calib_sequences = opt.taylor.calib_sequences;
+    s.calib_seq_len = opt.taylor.calib_seq_len;
+  }
   return s;
 }
 
 model::CausalLM build_student(const StudentSpec& spec, model::CausalLM& teacher, const torch::Tensor& calib,
                               uint64_t seed) {
-  (void)calib;
   if (!spec.path.empty()) return model::load_causal_lm(spec.path, torch::kCPU, torch::kFloat32);
-  torch::manual_seed(seed);
-  return model::hybrid_from_teacher(teacher, spec.config);
+  const auto& tc = teacher->config();
+  auto opt = ConvertOptions::from_json(spec.table, tc, "recipe");
+  resolve_selection(opt, spec.table, tc, "[student]");
+  // The recipe's seed drives the new parameters unless [student] sets its own.
+  if (!spec.table.contains("seed")) opt.seed = seed;
+  torch::manual_seed(opt.seed);
+  return convert_teacher(teacher, opt, opt.needs_calibration() ? calib : torch::Tensor());
+}
+
+void resolve_selection(ConvertOptions& opt, const json& table, const model::ModelConfig& teacher,
+                       const std::string& label) {
+  if (opt.selection.empty()) return;
+  auto sel = load_selection(opt.selection, teacher);
+  int64_t L = teacher.num_hidden_layers;
+  std::vector<int64_t> keep = sel.attention_layers;
+  if (table.contains("attention_share")) {
+    HYLA_CHECK(table["attention_share"].is_number(), "{}: [student] attention_share must be a number", label);
+    keep = top_layers(sel, keep_count(table["attention_share"].get<double>(), L, "[student] attention_share"));
+  }
+  // from_json set every layer to the chosen mixer while the selection was unresolved.
+  std::string mixer = opt.hybrid.layer_types.at(0);
+  opt.hybrid.layer_types = model::layer_types_keeping(L, keep, mixer);
+  opt.selection.clear();
+  opt.validate(teacher);  // now also refuses a selection that leaves no layer to convert
 }
 
 }  // namespace hyla::distill

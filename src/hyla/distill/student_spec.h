@@ -8,6 +8,7 @@
 
 #include "hyla/model/config.h"
 #include "hyla/model/decoder.h"
+#include "hyla/distill/convert.h"
 #include "hyla/model/hybrid.h"
 
 namespace hyla::distill {
@@ -22,6 +23,12 @@ struct StudentSpec {
 };
 
 StudentSpec parse_student(const nlohmann::json& table, const model::ModelConfig& teacher, const std::string& label);
+
+// A [student] table that names `selection` (a `hyla select` JSON): the selection's
+// attention layers (or its top K for `attention_share`) become the layer choice. Refuses
+// a selection made for another teacher (selection_file.h).
+void resolve_selection(ConvertOptions& opt, const nlohmann::json& table, const model::ModelConfig& teacher,
+                       const std::string& label);
 
 // The student on the CPU in float32: loaded from `path`, or converted from `teacher`;
 // `calib` are training-text token ids for conversions that calibrate on the teacher.
