@@ -3,6 +3,7 @@
 
 #include "command.h"
 #include "common.h"
+#include "hyla/eval/cache_memory.h"
 #include "hyla/io/safetensors.h"
 #include "hyla/model/checkpoint_tensors.h"
 #include "hyla/util/progress.h"
@@ -17,19 +18,12 @@ int run_info(const ModelArgs& a, bool as_json) {
   // A summary of a checkpoint that cannot load would mislead: refuse as `hyla ppl` does.
   model::check_checkpoint_tensors(a.path, m, store);
   std::string file_dtype = store.names().empty() ? "?" : store.info(store.names().front()).dtype;
-  int64_t elem = 2;  // decode caches are kept in bf16/fp16 on GPU
-  int64_t kv_tok = 0, state = 0, n_attn = 0;
+  // Decode caches are kept in bf16/fp16 on GPU (element size 2).
+  auto mem = eval::decode_cache_memory(m, 2);
+  int64_t kv_tok = mem.kv_bytes_per_token, state = mem.state_bytes, n_attn = mem.attention_layers;
+  int64_t teacher_tok = mem.all_attention_bytes_per_token;
   std::vector<std::string> kinds;
-  for (int64_t i = 0; i < m->num_layers(); ++i) {
-    auto mix = m->layer(i)->mixer();
-    kv_tok += mix->cache_bytes_per_token(elem);
-    // Recurrent states are float32 whatever the model dtype (the mixers count them so);
-    // short-conv tails are kept in the activation dtype (bf16).
-    state += mix->state_bytes(elem);
-    n_attn += cfg.is_attention_layer(i);
-    kinds.push_back(mix->kind());
-  }
-  int64_t teacher_tok = cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * cfg.head_dim * elem;
+  for (int64_t i = 0; i < m->num_layers(); ++i) kinds.push_back(m->layer(i)->mixer()->kind());
   nlohmann::json j = {{"path", a.path}, {"architecture", cfg.architecture}, {"model_type", cfg.model_type},
                       {"parameters", m->num_parameters()}, {"dtype", file_dtype},
                       {"layers", cfg.num_hidden_layers}, {"attention_layers", n_attn},
@@ -39,7 +33,7 @@ int run_info(const ModelArgs& a, bool as_json) {
                       {"tied_embeddings", cfg.tie_word_embeddings}, {"qk_norm", cfg.qk_norm},
                       {"kv_cache_bytes_per_token", kv_tok}, {"state_bytes_per_sequence", state},
                       {"layer_types", kinds}};
-  for (int64_t ctx : {4096, 32768, 131072}) {
+  for (int64_t ctx : eval::standard_contexts()) {
     j["decode_cache_bytes"][std::to_string(ctx)] = kv_tok * ctx + state;
     j["teacher_decode_cache_bytes"][std::to_string(ctx)] = teacher_tok * ctx;
   }
@@ -61,7 +55,7 @@ int run_info(const ModelArgs& a, bool as_json) {
   std::printf("%-26s %s per token (bf16)\n", "KV cache", human_bytes(double(kv_tok)).c_str());
   std::printf("%-26s %s per sequence (fp32 states, bf16 conv tails)\n", "recurrent state", human_bytes(double(state)).c_str());
   std::printf("\n%-10s %16s %16s\n", "context", "this model", "all-attention");
-  for (int64_t ctx : {4096, 32768, 131072})
+  for (int64_t ctx : eval::standard_contexts())
     std::printf("%-10s %16s %16s\n", (std::to_string(ctx / 1024) + "K").c_str(),
                 human_bytes(double(kv_tok * ctx + state)).c_str(), human_bytes(double(teacher_tok * ctx)).c_str());
   return 0;

@@ -30,6 +30,7 @@ RecallResult eval_mqar(model::CausalLM& m, const data::MqarConfig& c, int64_t sa
     auto t = torch::stack(tgt), k = torch::stack(mask).to(torch::kBool);
     r.correct += (pred.eq(t).logical_and(k)).sum().item<int64_t>();
     r.scored += k.sum().item<int64_t>();
+    r.credit = double(r.correct);
     r.samples += n;
     bar.update(r.samples, fmt::format("acc {:.3f}", r.accuracy()));
   }
@@ -50,7 +51,9 @@ RecallResult eval_passkey(model::CausalLM& m, const io::Tokenizer& tok, const da
     auto g = model::generate(m, torch::tensor(prompt).view({1, -1}).to(dev), go);
     std::vector<int32_t> ids;
     for (int64_t j = 0; j < g.tokens.size(1); ++j) ids.push_back(int32_t(g.tokens[0][j].item<int64_t>()));
-    r.correct += data::passkey_correct(tok.decode(ids, true), data::passkey_key(s));
+    bool ok = data::passkey_correct(tok.decode(ids, true), data::passkey_key(s));
+    r.correct += ok;
+    r.credit += ok;
     r.scored += 1;
     r.samples += 1;
     bar.update(r.samples, fmt::format("acc {:.3f}", r.accuracy()));

@@ -15,7 +15,10 @@ namespace hyla::eval {
 struct RecallResult {
   std::string task;
   int64_t samples = 0, scored = 0, correct = 0;
-  double accuracy() const { return scored ? double(correct) / double(scored) : 0.0; }
+  // Partial credit summed over scored items (NIAH's string_match_all); equals `correct`
+  // for all-or-nothing tasks.
+  double credit = 0;
+  double accuracy() const { return scored ? credit / double(scored) : 0.0; }
   nlohmann::json to_json() const;
 };
 
