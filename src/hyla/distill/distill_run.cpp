@@ -4,6 +4,7 @@
 
 #include "hyla/data/prepare.h"
 #include "hyla/distill/chained.h"
+#include "hyla/distill/selection_file.h"
 #include "hyla/distill/stage_objective.h"
 #include "hyla/distill/student_spec.h"
 #include "hyla/io/atomic_file.h"
@@ -70,6 +71,7 @@ void DistillRun::prepare() {
   const std::string label = r_.path.string();
   teacher_config_ = check_teacher(r_.teacher, label);
   auto spec = parse_student(r_.student, teacher_config_, label + " [student]");
+  resolve_chain_orders(spec.config);
   for (auto& st : r_.stages)
     if (st.kind == StageKind::Chained) check_chained(spec.config);
   open_data();
@@ -77,6 +79,20 @@ void DistillRun::prepare() {
   HYLA_CHECK(spec.calib_sequences * spec.calib_seq_len <= data_->total_tokens(),
              "{} [student]: calibration needs {} × {} training tokens; the data has {}", label, spec.calib_sequences,
              spec.calib_seq_len, data_->total_tokens());
+}
+
+void DistillRun::resolve_chain_orders(const model::ModelConfig& student) {
+  // order_from: a `hyla select` result ranks layers most worth keeping as attention
+  // first, so the chain converts from the other end (dsla.md: least sensitive first),
+  // skipping layers the student keeps as attention.
+  for (auto& st : r_.stages) {
+    if (st.kind != StageKind::Chained || st.order_from.empty()) continue;
+    auto sel = load_selection(st.order_from, teacher_config_);
+    st.order.clear();
+    for (auto it = sel.ranking.rbegin(); it != sel.ranking.rend(); ++it)
+      if (student.layer_type(*it) != teacher_config_.layer_type(*it)) st.order.push_back(*it);
+    st.order_from.clear();
+  }
 }
 
 void DistillRun::check_chained(const model::ModelConfig& student) const {
@@ -87,7 +103,6 @@ void DistillRun::check_chained(const model::ModelConfig& student) const {
     auto& st = r_.stages[i];
     if (st.kind != StageKind::Chained) continue;
     auto label = fmt::format("{} [[stage]] {} (\"{}\")", r_.path.string(), i + 1, st.name);
-    HYLA_CHECK(st.order_from.empty(), "{}: order_from is not supported yet; list the layers in order", label);
     HYLA_CHECK(!student.attention_nope, "{}: chained fine-tuning restores the teacher's attention in layers not yet "
                "converted, which a HyPE student (hype = true) does not have", label);
     check_chain_order(st.order, converted, label);

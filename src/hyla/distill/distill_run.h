@@ -42,6 +42,7 @@ class DistillRun {
   model::CausalLM make_student();
   void open_data();
   void check_lengths() const;
+  void resolve_chain_orders(const model::ModelConfig& student);
   void check_chained(const model::ModelConfig& student) const;
 
   DistillRecipe r_;
