@@ -42,7 +42,7 @@ void write_raw(const std::string& path, const torch::Tensor& t, torch::ScalarTyp
 struct Args {
   std::string model, ids, out, dtype = "float32", mode = "full", out_dtype = "float32";
   int64_t n = 32, split = 0;
-  bool eager = false;
+  bool eager = false, train_mode = false;
   std::vector<int64_t> chunks;
 };
 
@@ -59,9 +59,11 @@ hyla::cli::Register logits("lm-logits",
   app.add_option("--split", a->split);
   app.add_option("--out-dtype", a->out_dtype, "raw file element type: float32 | float64");
   app.add_option("--chunks", a->chunks, "prefill chunk sizes, fed one after another into the cache")->delimiter(',');
+  app.add_flag("--train-mode", a->train_mode, "run the forward with the model in training mode (no gradients)");
   return [=]() {
     auto dev = hyla::testkit::test_device();
     auto m = hyla::model::load_causal_lm(a->model, dev, hyla::model::dtype_from_name(a->dtype));
+    if (a->train_mode) m->train();
     auto ids = parse_ids(a->ids).to(dev);
     torch::NoGradGuard ng;
     torch::Tensor logits;

@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 struct HybridArgs {
   ModelArgs teacher;
   LayerChoiceArgs layers;
-  std::string out, dtype = "auto";
+  std::string out, dtype = "auto", gate_init = "neutral";
   uint64_t seed = 0;
 };
 
@@ -31,7 +31,7 @@ int run_hybrid(const HybridArgs& a) {
   auto hc = model::hybrid_config(tc, opt);
   auto teacher = model::load_causal_lm(a.teacher.path, torch::kCPU, torch::kFloat32);
   torch::manual_seed(a.seed);
-  auto student = model::hybrid_from_teacher(teacher, hc);
+  auto student = model::hybrid_from_teacher(teacher, hc, a.gate_init);
   std::optional<torch::ScalarType> dtype;
   dtype = model::dtype_from_name(a.dtype == "auto" ? tc.torch_dtype : a.dtype);
   model::save_causal_lm(student, a.out, 2ull << 30, dtype);
@@ -41,9 +41,11 @@ int run_hybrid(const HybridArgs& a) {
   std::printf("wrote %s: %lld layers, %lld attention, %lld linear  [%s]  (A = attention, g = gdn, d = dsla, h = hypenet)\n",
               a.out.c_str(), (long long)hc.num_hidden_layers, (long long)n_attn,
               (long long)(hc.num_hidden_layers - n_attn), kinds.c_str());
-  std::printf("parameters %lld (teacher %lld); linear mixers are freshly initialised%s\n",
+  std::printf("parameters %lld (teacher %lld); linear mixers are freshly initialised%s%s%s\n",
               (long long)student->num_parameters(), (long long)teacher->num_parameters(),
-              a.layers.hype ? "; HyPE: RoPE in linear layers, none in attention" : "");
+              a.layers.hype ? "; HyPE: RoPE in linear layers, none in attention" : "",
+              hc.attention_output_gate && !tc.attention_output_gate ? "; attention output gate added" : "",
+              hc.qk_norm && !tc.qk_norm ? "; attention QK-norm added (unit weights)" : "");
   return 0;
 }
 
@@ -53,6 +55,10 @@ Register reg("hybrid", "make a hybrid student from a teacher: choose attention l
                app.add_option("teacher", a->teacher.path, "teacher model directory")->required();
                app.add_option("-o,--out", a->out, "output directory")->required();
                a->layers.add(app);
+               app.add_option("--attention-gate-init", a->gate_init,
+                              "new attention output gates start neutral (o_gate 0, o_proj x2: output unchanged) | "
+                              "halo (N(0, 0.02))")
+                   ->capture_default_str();
                app.add_option("--seed", a->seed, "seed for the linear mixers' init")->capture_default_str();
                app.add_option("--dtype", a->dtype, "saved dtype: auto (the teacher's) | float32 | bfloat16")
                    ->capture_default_str();

@@ -28,11 +28,19 @@ void LayerChoiceArgs::add(CLI::App& app) {
                  "mixer hyper-parameters as JSON, or @file.json (keys: docs/hybrid.md)");
   app.add_flag("--hype", hype, "HyPE: RoPE in linear layers, NoPE + log-length query scaling in attention");
   app.add_option("--hype-base", hype_base, "HyPE's a in ln(t+a)/ln(a)")->capture_default_str();
+  app.add_option("--hype-scale", hype_scale,
+                 "HyPE attention logit scale: position (ln(t+a)/ln(a), inference only) | constant | none")
+      ->capture_default_str();
+  app.add_option("--hype-scale-constant", hype_constant, "the scale of --hype-scale constant");
+  app.add_option("--attention-output-gate", gate, "HALO's sigmoid output gate on attention: auto (on with --hype) | on | off")
+      ->capture_default_str();
+  app.add_flag("--attention-qk-norm", qk_norm,
+               "give attention layers a QK-norm with unit weights (needed to export Llama/Qwen2 students to Qwen3-Next)");
 }
 
 bool LayerChoiceArgs::any_given() const {
   return every >= 0 || !attention_layers.empty() || share >= 0 || !layer_types.empty() || !linear_config.empty() ||
-         hype || mixer != "gdn";
+         hype || mixer != "gdn" || hype_scale != "position" || hype_constant != 0 || gate != "auto" || qk_norm;
 }
 
 void LayerChoiceArgs::apply(const model::ModelConfig& tc, model::HybridOptions& opt) const {
@@ -55,6 +63,12 @@ void LayerChoiceArgs::apply(const model::ModelConfig& tc, model::HybridOptions& 
   }
   opt.hype = hype;
   opt.hype_logn_base = hype_base;
+  opt.hype_logit_scale = hype_scale;
+  opt.hype_scale_constant = hype_constant;
+  opt.attention_qk_norm = qk_norm;
+  HYLA_CHECK(gate == "auto" || gate == "on" || gate == "off", "--attention-output-gate \"{}\" is not one of auto, on, off",
+             gate);
+  if (gate != "auto") opt.attention_output_gate = gate == "on";
 }
 
 }  // namespace hyla::cli

@@ -19,11 +19,16 @@ struct LayerChoiceArgs {
   double share = -1;   // unset
   bool hype = false;
   double hype_base = 500;
+  std::string hype_scale = "position";  // HyPE's attention logit scale: position | constant | none
+  double hype_constant = 0;             // the scale of hype_scale "constant"
+  std::string gate = "auto";            // HALO's attention output gate: auto (on with HyPE) | on | off
+  bool qk_norm = false;                 // QK-norm with unit weights in attention (Qwen3-Next export)
 
   void add(CLI::App& app);
   // Whether any flag of the layer choice was given (a recipe then may not give one too).
   bool any_given() const;
-  // Fills opt.layer_types, opt.linear_config, opt.hype for `teacher`; errors name the flag.
+  // Fills opt's layer types, linear_config, HyPE, gate and QK-norm fields for `teacher`;
+  // errors name the flag.
   void apply(const model::ModelConfig& teacher, model::HybridOptions& opt) const;
 };
 

@@ -9,16 +9,19 @@ namespace hyla::model {
 AttentionImpl::AttentionImpl(const ModelConfig& c, int64_t layer)
     : layer_(layer), n_heads_(c.num_attention_heads), n_kv_(c.num_key_value_heads), head_dim_(c.head_dim),
       window_(c.layer_type(layer) == "sliding_attention" ? c.sliding_window : 0), nope_(c.attention_nope),
-      logn_base_(c.attention_logn_base) {
+      logit_scale_(c.attention_logit_scale), logn_base_(c.attention_logn_base),
+      scale_constant_(c.attention_logit_scale_constant) {
   int64_t d = c.hidden_size;
   q_proj = register_module("q_proj", make_linear(d, n_heads_ * head_dim_, c.attention_bias));
   k_proj = register_module("k_proj", make_linear(d, n_kv_ * head_dim_, c.attention_bias));
   v_proj = register_module("v_proj", make_linear(d, n_kv_ * head_dim_, c.attention_bias));
   o_proj = register_module("o_proj", make_linear(n_heads_ * head_dim_, d, c.attention_out_bias));
   if (c.qk_norm) {
-    q_norm = register_module("q_norm", RMSNorm(head_dim_, c.rms_norm_eps));
-    k_norm = register_module("k_norm", RMSNorm(head_dim_, c.rms_norm_eps));
+    q_norm = register_module("q_norm", RMSNorm(head_dim_, c.rms_norm_eps, c.rms_norm_unit_offset));
+    k_norm = register_module("k_norm", RMSNorm(head_dim_, c.rms_norm_eps, c.rms_norm_unit_offset));
   }
+  // The gate's bias follows q_proj's, as in Qwen3-Next, whose gate rows live in q_proj.
+  if (c.attention_output_gate) o_gate = register_module("o_gate", make_linear(d, n_heads_ * head_dim_, c.attention_bias));
   if (!nope_) rotary_ = Rotary(c.rope, head_dim_);
 }
 
@@ -77,12 +80,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const MixerContext&
     q = apply_rotary(q, ctx.rope_cos, ctx.rope_sin);
     k = apply_rotary(k, ctx.rope_cos, ctx.rope_sin);
   }
-  if (logn_base_ > 0) {
-    // HyPE length scaling of queries: s_t = ln(t + a) / ln(a) (hypenet.md).
-    auto t = ctx.positions.to(torch::kFloat32);
-    auto s = (torch::log(t + logn_base_) / std::log(logn_base_)).to(q.dtype());
-    q = q * s.view({-1, 1, 1}).expand({T, 1, 1});
-  }
+  q = scale_queries(q, ctx);
   q = q.transpose(1, 2);  // [B, H, T, D]
   k = k.transpose(1, 2);
   v = v.transpose(1, 2);
@@ -97,7 +95,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const MixerContext&
     auto mask = kpos.unsqueeze(0) <= ctx.positions.unsqueeze(1);
     if (window_ > 0) mask = mask.logical_and(ctx.positions.unsqueeze(1) - kpos.unsqueeze(0) < window_);
     auto out = at::scaled_dot_product_attention(q, c.k, c.v, mask, 0.0, false, std::nullopt, n_kv_ != n_heads_);
-    return o_proj(out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_}));
+    return project_out(out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_}), x);
   }
   int64_t past = 0;
   if (ctx.cache) {
@@ -115,8 +113,23 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const MixerContext&
     auto mask = attention_mask(past, T, tk, window_, ctx.cu_seqlens, x.device());
     out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt, n_kv_ != n_heads_);
   }
-  out = out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_});
-  return o_proj(out);
+  return project_out(out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_}), x);
+}
+
+torch::Tensor AttentionImpl::scale_queries(const torch::Tensor& q, const MixerContext& ctx) const {
+  if (logit_scale_ == "constant") return q * scale_constant_;
+  // HyPE's s_t = ln(t + a) / ln(a) (methods.md §6.1), t the 0-based absolute position;
+  // applied at inference only: HALO trains with the scale off (is_training: the trainer
+  // puts the model in train mode).
+  if (logit_scale_ != "position" || is_training()) return q;
+  auto t = ctx.positions.to(torch::kFloat32);
+  auto s = (torch::log(t + logn_base_) / std::log(logn_base_)).to(q.dtype());
+  return q * s.view({-1, 1, 1});
+}
+
+torch::Tensor AttentionImpl::project_out(const torch::Tensor& heads, const torch::Tensor& x) {
+  if (o_gate.is_empty()) return o_proj(heads);
+  return o_proj(heads * torch::sigmoid(o_gate(x)));
 }
 
 }  // namespace hyla::model

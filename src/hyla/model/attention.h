@@ -1,5 +1,6 @@
 // Softmax attention as a token mixer: GQA, RoPE (or none, for HyPE), optional QK-norm
-// (Qwen3), q/k/v bias (Qwen2), sliding window, and a growing KV cache. Uses PyTorch's
+// (Qwen3), q/k/v bias (Qwen2), sliding window, optional sigmoid output gate and query
+// logit scale (HALO / HypeNet, methods.md §6.1), and a growing KV cache. Uses PyTorch's
 // scaled_dot_product_attention, which picks flash / memory-efficient kernels on GPU.
 #pragma once
 #include "hyla/model/config.h"
@@ -17,6 +18,7 @@ class AttentionImpl : public MixerImpl {
   int64_t cache_bytes_per_token(int64_t elem) const override { return 2 * n_kv_ * head_dim_ * elem; }
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  torch::nn::Linear o_gate{nullptr};  // HALO's output gate: o_proj(attn ⊙ σ(o_gate(x)))
   RMSNorm q_norm{nullptr}, k_norm{nullptr};
 
  private:
@@ -24,9 +26,14 @@ class AttentionImpl : public MixerImpl {
   // returns views of all cached keys and values.
   std::pair<torch::Tensor, torch::Tensor> append_to_cache(LayerCache& cache, const torch::Tensor& k,
                                                           const torch::Tensor& v);
+  // q [B, T, H, D] times the logit scale of its positions (ModelConfig::attention_logit_scale).
+  torch::Tensor scale_queries(const torch::Tensor& q, const MixerContext& ctx) const;
+  // The heads' output [B, T, H*D] through the output gate (if any) and o_proj.
+  torch::Tensor project_out(const torch::Tensor& heads, const torch::Tensor& x);
   int64_t layer_, n_heads_, n_kv_, head_dim_, window_;
   bool nope_;
-  double logn_base_;
+  std::string logit_scale_;
+  double logn_base_, scale_constant_;
   Rotary rotary_;
 };
 TORCH_MODULE(Attention);

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "hyla/io/atomic_file.h"
+#include "hyla/model/qwen3_next_config.h"
 #include "hyla/util/error.h"
 
 namespace hyla::model {
@@ -28,7 +29,8 @@ const std::set<std::string> kIgnored = {
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
     "num_attention_heads", "num_key_value_heads", "head_dim", "attention_bias",
     "mlp_bias", "tie_word_embeddings", "attention_out_bias", "use_bidirectional_attention",
-    "original_max_position_embeddings"};
+    "original_max_position_embeddings", "attention_logit_scale", "attention_logit_scale_constant",
+    "attention_output_gate", "rms_norm_unit_offset"};
 
 template <typename T>
 T get(const json& j, const char* key, const std::string& label, T fallback, bool required) {
@@ -56,6 +58,8 @@ std::vector<int64_t> id_list(const json& j, const char* key, const std::string& 
   }
   return out;
 }
+
+}  // namespace
 
 RopeParams parse_rope(const json& j, const std::string& label, int64_t max_pos) {
   RopeParams r;
@@ -116,15 +120,14 @@ json rope_to_json(const RopeParams& r) {
   return p;
 }
 
-}  // namespace
-
 ModelConfig ModelConfig::from_json(const json& j, const std::string& label) {
   HYLA_CHECK(j.is_object(), "{}: config must be a JSON object", label);
   ModelConfig c;
   c.model_type = get<std::string>(j, "model_type", label, "", true);
+  if (c.model_type == "qwen3_next") return config_from_qwen3_next(j, label);
   static const std::set<std::string> families = {"llama", "qwen2", "qwen3", "hyla_hybrid"};
   HYLA_CHECK(families.count(c.model_type),
-             "{}: model_type \"{}\" is not supported (have: llama, qwen2, qwen3, hyla_hybrid)", label, c.model_type);
+             "{}: model_type \"{}\" is not supported (have: llama, qwen2, qwen3, qwen3_next, hyla_hybrid)", label, c.model_type);
   for (auto& [key, _] : j.items())
     HYLA_CHECK(kIgnored.count(key), "{}: unknown field \"{}\" (hyla does not know how it changes the model)", label, key);
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty())
@@ -177,6 +180,12 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& label) {
   if (j.contains("linear_config")) c.linear_config = j["linear_config"];
   c.attention_nope = get<bool>(j, "attention_nope", label, false, false);
   c.attention_logn_base = get<double>(j, "attention_logn_base", label, 0.0, false);
+  // Checkpoints written before the switch existed scaled by position whenever a was set.
+  c.attention_logit_scale = get<std::string>(j, "attention_logit_scale", label,
+                                             c.attention_logn_base > 0 ? "position" : "none", false);
+  c.attention_logit_scale_constant = get<double>(j, "attention_logit_scale_constant", label, 1.0, false);
+  c.attention_output_gate = get<bool>(j, "attention_output_gate", label, false, false);
+  c.rms_norm_unit_offset = get<bool>(j, "rms_norm_unit_offset", label, false, false);
   c.validate(label);
   return c;
 }
@@ -192,6 +201,12 @@ void ModelConfig::validate(const std::string& label) const {
   HYLA_CHECK(rot % 2 == 0 && rot > 0 && rot <= head_dim,
              "{}: partial_rotary_factor {} gives an odd or empty rotary dimension", label, rope.partial_rotary_factor);
   HYLA_CHECK(rms_norm_eps > 0, "{}: rms_norm_eps must be positive", label);
+  HYLA_CHECK(attention_logit_scale == "none" || attention_logit_scale == "constant" || attention_logit_scale == "position",
+             "{}: attention_logit_scale \"{}\" is not one of none, constant, position", label, attention_logit_scale);
+  HYLA_CHECK(attention_logit_scale != "position" || attention_logn_base > 1,
+             "{}: attention_logit_scale \"position\" needs attention_logn_base > 1, got {}", label, attention_logn_base);
+  HYLA_CHECK(attention_logit_scale != "constant" || attention_logit_scale_constant > 0,
+             "{}: attention_logit_scale_constant must be positive, got {}", label, attention_logit_scale_constant);
   if (!layer_types.empty()) {
     HYLA_CHECK(static_cast<int64_t>(layer_types.size()) == num_hidden_layers,
                "{}: layer_types has {} entries but num_hidden_layers is {}", label, layer_types.size(), num_hidden_layers);
@@ -245,7 +260,11 @@ json ModelConfig::to_json() const {
     j["attention_out_bias"] = attention_out_bias;
     j["linear_config"] = linear_config;
     j["attention_nope"] = attention_nope;
+    j["attention_logit_scale"] = attention_logit_scale;
     j["attention_logn_base"] = attention_logn_base;
+    j["attention_logit_scale_constant"] = attention_logit_scale_constant;
+    j["attention_output_gate"] = attention_output_gate;
+    j["rms_norm_unit_offset"] = rms_norm_unit_offset;
   }
   auto ids = [](const std::vector<int64_t>& v) -> json {
     if (v.empty()) return nullptr;
@@ -278,7 +297,7 @@ bool ModelConfig::is_attention_layer(int64_t layer) const {
 int64_t ModelConfig::num_params() const {
   int64_t d = hidden_size, q = num_attention_heads * head_dim, kv = num_key_value_heads * head_dim;
   int64_t attn = d * q + 2 * d * kv + q * d + (attention_bias ? q + 2 * kv : 0) + (attention_out_bias ? d : 0) +
-                 (qk_norm ? 2 * head_dim : 0);
+                 (qk_norm ? 2 * head_dim : 0) + (attention_output_gate ? d * q + (attention_bias ? q : 0) : 0);
   int64_t mlp = 3 * d * intermediate_size + (mlp_bias ? 2 * intermediate_size + d : 0);
   int64_t layer = attn + mlp + 2 * d;
   return vocab_size * d * (tie_word_embeddings ? 1 : 2) + num_hidden_layers * layer + d;

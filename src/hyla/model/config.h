@@ -41,9 +41,22 @@ struct ModelConfig {
   // Hybrid-only settings (mixer hyper-parameters, HyPE), kept as JSON so that the
   // mixer factory owns their schema.
   nlohmann::json linear_config = nlohmann::json::object();
-  // HyPE: attention layers use no RoPE and scale queries by log(t+a)/log(a) (hypenet.md).
+  // HyPE: attention layers use no RoPE (hypenet.md).
   bool attention_nope = false;
-  double attention_logn_base = 0.0;  // a; 0 = no length scaling
+  // Attention logit scale (HyPE, methods.md §6.1, HALO's attn_logits_scaling): queries
+  // at position t are multiplied by s_t. "none": s = 1; "constant": s = the constant, in
+  // training and inference; "position": s_t = ln(t + a)/ln(a) at inference only (the
+  // model in eval mode), none while training, as HALO trains with it off and switches it
+  // on for inference.
+  std::string attention_logit_scale = "none";
+  double attention_logn_base = 0.0;  // a, for "position"
+  double attention_logit_scale_constant = 1.0;
+  // Sigmoid output gate on attention (HALO's o_gate, Qwen3-Next's gated attention):
+  // o_proj(attn ⊙ σ(o_gate(x))); o_gate has a bias when attention_bias is set.
+  bool attention_output_gate = false;
+  // Zero-centred RMSNorms (Qwen3-Next): decoder and attention q/k norms store w - 1 and
+  // apply 1 + w. Set for checkpoints read from the Qwen3-Next layout.
+  bool rms_norm_unit_offset = false;
 
   // Reads and validates; errors name the file and the field.
   static ModelConfig from_json(const nlohmann::json& j, const std::string& label);
@@ -58,5 +71,10 @@ struct ModelConfig {
   int64_t kv_bytes_per_token(int64_t elem) const;
   void validate(const std::string& label) const;
 };
+
+// RoPE parameters of an HF config (transformers 5's "rope_parameters", or 4.x's
+// "rope_theta" + "rope_scaling"), and back to "rope_parameters".
+RopeParams parse_rope(const nlohmann::json& j, const std::string& label, int64_t max_pos);
+nlohmann::json rope_to_json(const RopeParams& r);
 
 }  // namespace hyla::model

@@ -10,6 +10,7 @@
 #include "hyla/model/checkpoint_tensors.h"
 #include "hyla/model/layer_recomputes.h"
 #include "hyla/model/mixers/registry.h"
+#include "hyla/model/qwen3_next_tensors.h"
 #include "hyla/util/error.h"
 #include "hyla/util/log.h"
 
@@ -88,10 +89,11 @@ std::string DecoderLayerImpl::mixer_name(const std::string& kind) {
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t layer) {
-  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, c.rms_norm_unit_offset));
   set_mixer(build_mixer(c, layer));
   mlp = register_module("mlp", Mlp(c.hidden_size, c.intermediate_size, c.mlp_bias));
-  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, c.rms_norm_unit_offset));
 }
 
 void DecoderLayerImpl::set_mixer(Mixer m) {
@@ -115,7 +117,7 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
     layers_.push_back(DecoderLayer(c, i));
     list->push_back(layers_.back());
   }
-  norm = body_->register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  norm = body_->register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, c.rms_norm_unit_offset));
   if (!c.tie_word_embeddings) lm_head = register_module("lm_head", make_linear(c.hidden_size, c.vocab_size, false));
 }
 
@@ -202,11 +204,21 @@ CausalLM load_causal_lm(const fs::path& dir, torch::Device device, std::optional
   auto config = ModelConfig::load(dir);
   torch::NoGradGuard no_grad;
   CausalLM m(config);
-  auto store = io::TensorStore::open(dir);
-  check_checkpoint_tensors(dir, m, store);  // shapes and names from the headers, before any copy
-  for (auto& p : m->named_parameters(true)) {
-    auto t = store.load(p.key());
-    p.value().copy_(t);
+  if (is_qwen3_next_checkpoint(dir)) {
+    // Fused Qwen3-Next tensors, split into hyla's (shapes and names checked there).
+    auto tensors = tensors_from_qwen3_next(dir, config);
+    for (auto& p : m->named_parameters(true)) {
+      auto it = tensors.find(p.key());
+      HYLA_CHECK(it != tensors.end(), "checkpoint {}: no Qwen3-Next tensor gives {}", dir.string(), p.key());
+      p.value().copy_(it->second);
+    }
+  } else {
+    auto store = io::TensorStore::open(dir);
+    check_checkpoint_tensors(dir, m, store);  // shapes and names from the headers, before any copy
+    for (auto& p : m->named_parameters(true)) {
+      auto t = store.load(p.key());
+      p.value().copy_(t);
+    }
   }
   m->to(device, dtype.value_or(torch::kFloat32));
   m->eval();

@@ -32,9 +32,15 @@ void check_attention_layer(const ModelConfig& c, int64_t i) {
                        c.head_dim, c.num_attention_heads, c.head_dim * c.num_attention_heads, c.hidden_size));
   if (c.attention_nope)
     refuse("HyPE NoPE attention (attention_nope) is not expressible: fla's Attention always applies RoPE");
-  if (c.attention_logn_base > 0)
-    refuse(fmt::format("HyPE query length scaling (attention_logn_base {}) is not expressible in fla's Attention",
-                       c.attention_logn_base));
+  if (c.attention_logit_scale != "none")
+    refuse(fmt::format("the {} attention logit scale (attention_logit_scale, HyPE) is not expressible in fla's Attention",
+                       c.attention_logit_scale));
+  if (c.attention_output_gate)
+    refuse("the attention output gate (attention_output_gate, HALO's o_gate) is not expressible: fla's Attention has "
+           "no output gate");
+  if (c.rms_norm_unit_offset)
+    refuse("zero-centred norms (rms_norm_unit_offset, Qwen3-Next's 1 + w) are not expressible: fla's RMSNorm "
+           "multiplies by w");
   if (c.rope.type != "default")
     refuse(fmt::format("RoPE scaling \"{}\" is not expressible: fla's Attention has plain RoPE (rope_theta only)",
                        c.rope.type));

@@ -5,6 +5,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,11 +24,28 @@ std::vector<std::string> layer_types_keeping(int64_t n_layers, const std::vector
 struct HybridOptions {
   std::vector<std::string> layer_types;           // one per layer
   nlohmann::json linear_config = nlohmann::json::object();  // mixers' hyper-parameters (registry.h)
-  // HyPE (hypenet.md): RoPE in the linear layers, none in attention, whose queries are
-  // scaled by ln(t + a)/ln(a). a = 0 leaves the teacher's position scheme alone.
+  // HyPE (hypenet.md, methods.md §6.1): RoPE in the linear layers, none in attention,
+  // whose query logits get `hype_logit_scale`: "position" (s_t = ln(t + a)/ln(a),
+  // a = hype_logn_base, at inference only), "constant" (hype_scale_constant, always) or
+  // "none"; attention layers also get HALO's output gate unless attention_output_gate
+  // says otherwise.
   bool hype = false;
   double hype_logn_base = 500;
+  std::string hype_logit_scale = "position";
+  double hype_scale_constant = 0;  // required (> 0) for "constant"
+  // HALO's sigmoid output gate on the attention layers: o_proj(attn ⊙ σ(o_gate(x))).
+  // Unset: on with HyPE, off otherwise. A teacher that has one keeps it.
+  std::optional<bool> attention_output_gate;
+  // A per-head RMSNorm on q and k in the attention layers, unit weights (Qwen3-Next's
+  // attention always has one). A teacher's own QK-norm (Qwen3) is kept as it is.
+  bool attention_qk_norm = false;
 };
+
+// How a new attention output gate starts (hybrid_from_teacher):
+// "neutral": o_gate = 0 and o_proj × 2, so σ(0) = 1/2 leaves the layer's output exactly
+// the teacher's; "halo": o_gate ~ N(0, 0.02) and o_proj unchanged, as HALO starts it
+// (σ ≈ 1/2 halves the attention output until training adjusts it).
+inline const char* kAttentionGateInits = "neutral, halo";
 
 // The student's config: the teacher's, with model_type hyla_hybrid and the given layers.
 // Checks every mixer's hyper-parameters (errors name the layer).
@@ -37,6 +55,8 @@ ModelConfig hybrid_config(const ModelConfig& teacher, const HybridOptions& opt);
 // embeddings, norms, MLPs, head, and the mixer of each layer whose kind is unchanged.
 // Linear mixers that replace attention keep their fresh (fla-style) init. Returns the
 // student on the CPU in float32.
-CausalLM hybrid_from_teacher(CausalLM& teacher, const ModelConfig& config);
+// Tensors the teacher lacks and the student's config adds to attention layers start as:
+// q_norm/k_norm unit weights (1, or 0 in zero-centred form); o_gate per `gate_init`.
+CausalLM hybrid_from_teacher(CausalLM& teacher, const ModelConfig& config, const std::string& gate_init = "neutral");
 
 }  // namespace hyla::model
