@@ -2,9 +2,9 @@
 # ON THE DEVICE (device tool, carry [".carry"]): builds hyla with CUDA and compares the
 # greedy bfloat16 text of `hyla generate` with transformers' Qwen3NextForCausalLM.generate
 # on hyla students exported to the Qwen3-Next layout (docs/qwen3-next.md "On the GPU").
-# Needs, made HERE first: scripts/device/pack.sh (.carry/debs, .carry/wheels with fla) and
-#   python scripts/device/check_qwen3_next_generate.py --prepare .carry/q3n_check --hyla build/hyla
-# Results: $OUT/q3n_log.txt, $OUT/q3n_generate.json.
+# Needs, made HERE first: scripts/device/pack.sh (.carry/debs, .carry/wheels with fla).
+# The exported models are made there from assets/teacher-small by the CUDA build (they
+# would not fit the 64 MiB that travels). Results: $OUT/q3n_log.txt, $OUT/q3n_generate.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-/tmp/hyla-out}"
@@ -21,6 +21,8 @@ if ls .carry/wheels/*.whl >/dev/null 2>&1 &&
    python3 -m pip install --quiet --no-index --no-deps --target $site .carry/wheels/*.whl; then
   fla=(--fla-site $site)
 fi
-python3 scripts/device/check_qwen3_next_generate.py --check .carry/q3n_check --hyla build-cuda/hyla \
+python3 scripts/device/check_qwen3_next_generate.py --prepare /tmp/q3n_check --hyla build-cuda/hyla || exit 1
+echo "[q3n] exports: $((SECONDS - t0)) s"
+python3 scripts/device/check_qwen3_next_generate.py --check /tmp/q3n_check --hyla build-cuda/hyla \
   --out "$OUT/q3n_generate.json" "${fla[@]}"
 echo "[q3n] total: $((SECONDS - t0)) s"

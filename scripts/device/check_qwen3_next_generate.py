@@ -1,12 +1,11 @@
 """Greedy text of `hyla generate` vs transformers' `generate` on a hyla student exported
 to the Qwen3-Next layout (docs/qwen3-next.md "On the GPU"), bfloat16, on the GPU.
 
-HERE (CPU dev machine), with a built hyla:
-    python scripts/device/check_qwen3_next_generate.py --prepare .carry/q3n_check --hyla build/hyla
-  writes two models of assets/teacher-small in the Qwen3-Next layout: the teacher itself
-  with --attention-qk-norm (all attention) and a 25%-attention GDN student, plus prompts.
-ON THE DEVICE (after scripts/device/build.sh build):
-    python3 scripts/device/check_qwen3_next_generate.py --check .carry/q3n_check --hyla build-cuda/hyla \
+Both steps run ON THE DEVICE (scripts/device/check_qwen3_next.sh, after the CUDA build):
+    python3 scripts/device/check_qwen3_next_generate.py --prepare /tmp/q3n_check --hyla build-cuda/hyla
+  writes two models of assets/teacher-small in the Qwen3-Next layout (bfloat16): the
+  teacher itself with --attention-qk-norm (all attention) and a 25%-attention GDN student.
+    python3 scripts/device/check_qwen3_next_generate.py --check /tmp/q3n_check --hyla build-cuda/hyla \
         --out $OUT/q3n_generate.json [--fla-site DIR]
   runs `hyla generate --device cuda --dtype bfloat16` and transformers'
   Qwen3NextForCausalLM.generate in bfloat16 on CUDA: once with fla blocked (transformers'
