@@ -23,7 +23,8 @@ PROMPTS = ["Once upon a time", "The old man looked at the", "In the morning, the
 NEW_TOKENS = 48
 
 
-def prepare(out, hyla, teacher):
+def prepare(out, hyla, teacher, also=()):
+    """also: NAME=DIR pairs, students made elsewhere (a calibrated one, say), exported too."""
     os.makedirs(out, exist_ok=True)
     runs = os.path.join(out, "tmp")
     jobs = {"teacher-qknorm": ["--layer-types", ",".join(["full_attention"] * 8)],
@@ -34,8 +35,14 @@ def prepare(out, hyla, teacher):
                        check=True, capture_output=True)
         subprocess.run([hyla, "export", src, "--format", "qwen3-next", "--out", os.path.join(out, name),
                         "--dtype", "bfloat16"], check=True)
+    names = list(jobs)
+    for pair in also:
+        name, src = pair.split("=", 1)
+        subprocess.run([hyla, "export", src, "--format", "qwen3-next", "--out", os.path.join(out, name),
+                        "--dtype", "bfloat16"], check=True)
+        names.append(name)
     subprocess.run(["rm", "-rf", runs], check=True)
-    json.dump({"prompts": PROMPTS, "new_tokens": NEW_TOKENS, "models": list(jobs)},
+    json.dump({"prompts": PROMPTS, "new_tokens": NEW_TOKENS, "models": names},
               open(os.path.join(out, "plan.json"), "w"))
 
 
@@ -98,6 +105,9 @@ def check(src, hyla, out, fla_site):
                 print(f"{name:15s} {mode:5s} prompt {i}: {'SAME' if same else 'DIFFERENT'} text "
                       f"({plan['new_tokens']} tokens; fla loaded: {rows[mode]['fla_loaded']})")
                 if not same:
+                    a, b = h.get("text", ""), t["text"]
+                    k = next((j for j in range(min(len(a), len(b))) if a[j] != b[j]), min(len(a), len(b)))
+                    print(f"   first {k} characters agree")
                     print(f"   hyla:         {h.get('text', h.get('error'))!r}\n   transformers: {t['text']!r}")
     json.dump(result, open(out, "w"), indent=1)
 
@@ -112,12 +122,13 @@ def main():
     ap.add_argument("--teacher", default="assets/teacher-small")
     ap.add_argument("--out", default="q3n_generate.json")
     ap.add_argument("--fla-site")
+    ap.add_argument("--also", action="append", default=[], help="NAME=DIR: export this student too")
     a = ap.parse_args()
     if a.worker:
         plan = json.load(open(os.path.join(os.path.dirname(a.worker.rstrip("/")), "plan.json")))
         print(json.dumps(transformers_worker(a.worker, plan["prompts"], plan["new_tokens"], a.fla == "True")))
     elif a.prepare:
-        prepare(a.prepare, a.hyla, a.teacher)
+        prepare(a.prepare, a.hyla, a.teacher, a.also)
     else:
         check(a.check, a.hyla, a.out, a.fla_site)
 

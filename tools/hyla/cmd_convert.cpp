@@ -20,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ConvertArgs {
-  std::string teacher, out, recipe, calib_text, dtype = "auto";
+  std::string teacher, out, recipe, calib_text, dtype = "auto", device = "cpu";
   LayerChoiceArgs layers;
   std::string init = "transfer", gqa = "heads", conv_init = "identity";
   int64_t calib_sequences = -1, calib_seq_len = -1, align_steps = -1;
@@ -85,7 +85,9 @@ int run_convert(ConvertArgs& a) {
                                         a.teacher);
   }
   auto dtype = model::dtype_from_name(a.dtype == "auto" ? tc.torch_dtype : a.dtype);
-  auto teacher = model::load_causal_lm(a.teacher, torch::kCPU, torch::kFloat32);
+  ModelArgs dev_args;  // --device parsing and checks shared with the other commands
+  dev_args.device = a.device;
+  auto teacher = model::load_causal_lm(a.teacher, dev_args.torch_device(), torch::kFloat32);
   distill::CalibrationReport report;
   auto student = distill::convert_teacher(teacher, opt, calib, &report);
   model::save_causal_lm(student, a.out, 2ull << 30, dtype);
@@ -135,6 +137,8 @@ Register reg("convert", "convert a teacher into a hybrid: transfer attention wei
                app.add_option("--recipe", a->recipe, "recipe TOML whose [student] table sets all of the above");
                app.add_option("--seed", a->seed, "seed for the new parameters' init")->capture_default_str();
                app.add_option("--dtype", a->dtype, "saved dtype: auto (the teacher's) | float32 | bfloat16")
+                   ->capture_default_str();
+               app.add_option("--device", a->device, "where Taylor-Calibrate runs (float32): cpu | cuda | cuda:N | auto")
                    ->capture_default_str();
                return [=]() { return run_convert(*a); };
              });

@@ -227,7 +227,12 @@ model::CausalLM convert_teacher(model::CausalLM& teacher, const ConvertOptions& 
     TaylorOptions t = opt.taylor;
     if (opt.init == "taylor-init") t.align = false;
     if (opt.init == "align-only") t.analytic = false;
-    auto rep = taylor_calibrate(teacher, student, calib, t, opt.gqa);
+    // The student is built on the CPU; calibration runs where the teacher lives (a GPU
+    // makes Phase 2's per-layer alignment minutes faster), then the student comes back.
+    auto dev = teacher->parameters().front().device();
+    student->to(dev);
+    auto rep = taylor_calibrate(teacher, student, calib.to(dev), t, opt.gqa);
+    student->to(torch::kCPU);
     if (report) *report = rep;
   }
   student->eval();

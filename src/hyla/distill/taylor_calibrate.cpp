@@ -147,7 +147,7 @@ void set_value_scale(LayerWork& w, const TaylorOptions& opt, const torch::Tensor
   // min ‖X Wᵀ − Y‖² + λ̃‖W‖², Y = X W_vᵀ + 1 b_vᵀ:  Wᵀ = (XᵀX + λ̃I)⁻¹ (XᵀX W_vᵀ + (Σx) b_vᵀ).
   auto wt = W.to(torch::kFloat64).t();
   auto rhs = w.xtx.mm(wt);
-  if (v_bias.defined()) rhs += w.xsum.unsqueeze(1) * v_bias.to(torch::kFloat64).unsqueeze(0);
+  if (v_bias.defined()) rhs += w.xsum.unsqueeze(1) * v_bias.to(w.xsum.device(), torch::kFloat64).unsqueeze(0);
   double lam = opt.ridge_lambda * w.xtx.diagonal().mean().item<double>();
   auto A = w.xtx + lam * torch::eye(w.xtx.size(0), w.xtx.options());
   auto fit = at::linalg_solve(A, rhs).t();
