@@ -81,6 +81,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const MixerContext&
     k = apply_rotary(k, ctx.rope_cos, ctx.rope_sin);
   }
   q = scale_queries(q, ctx);
+  if (ctx.paged) return forward_paged(q, k, v, x, ctx);
   q = q.transpose(1, 2);  // [B, H, T, D]
   k = k.transpose(1, 2);
   v = v.transpose(1, 2);
@@ -116,6 +117,30 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const MixerContext&
   return project_out(out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_}), x);
 }
 
+torch::Tensor AttentionImpl::forward_paged(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                           const torch::Tensor& x, const MixerContext& ctx) {
+  // q [B, T, H, D], k/v [B, T, Hkv, D]; positions [B, T]. The new K/V go into the pool
+  // first, so each row then reads its whole past (this chunk included) through its block
+  // table; keys past a query's position (later tokens, other sequences' padding) are
+  // masked, so a batch of rows at different lengths is exact (PagedKV).
+  auto& c = *ctx.cache;
+  const auto& p = *ctx.paged;
+  int64_t B = q.size(0), T = q.size(1), L = p.read_rows.size(1);
+  HYLA_CHECK(c.k.defined() && c.k.dim() == 3, "layer {}: paged attention needs the layer's K/V pool", layer_);
+  c.k.index_copy_(0, p.write_rows, k.reshape({B * T, n_kv_, head_dim_}));
+  c.v.index_copy_(0, p.write_rows, v.reshape({B * T, n_kv_, head_dim_}));
+  auto rows = p.read_rows.reshape(-1);
+  auto keys = c.k.index_select(0, rows).view({B, L, n_kv_, head_dim_}).transpose(1, 2);
+  auto values = c.v.index_select(0, rows).view({B, L, n_kv_, head_dim_}).transpose(1, 2);
+  auto qpos = ctx.positions.view({B, 1, T, 1});
+  auto kpos = torch::arange(L, ctx.positions.options()).view({1, 1, 1, L});
+  auto mask = kpos <= qpos;
+  if (window_ > 0) mask = mask.logical_and(qpos - kpos < window_);
+  auto out = at::scaled_dot_product_attention(q.transpose(1, 2), keys, values, mask, 0.0, false, std::nullopt,
+                                              n_kv_ != n_heads_);
+  return project_out(out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_}), x);
+}
+
 torch::Tensor AttentionImpl::scale_queries(const torch::Tensor& q, const MixerContext& ctx) const {
   if (logit_scale_ == "constant") return q * scale_constant_;
   // HyPE's s_t = ln(t + a) / ln(a) (methods.md §6.1), t the 0-based absolute position;
@@ -124,7 +149,7 @@ torch::Tensor AttentionImpl::scale_queries(const torch::Tensor& q, const MixerCo
   if (logit_scale_ != "position" || is_training()) return q;
   auto t = ctx.positions.to(torch::kFloat32);
   auto s = (torch::log(t + logn_base_) / std::log(logn_base_)).to(q.dtype());
-  return q * s.view({-1, 1, 1});
+  return q * s.unsqueeze(-1).unsqueeze(-1);  // [T, 1, 1] or, per row, [B, T, 1, 1]
 }
 
 torch::Tensor AttentionImpl::project_out(const torch::Tensor& heads, const torch::Tensor& x) {

@@ -26,6 +26,9 @@ class AttentionImpl : public MixerImpl {
   // returns views of all cached keys and values.
   std::pair<torch::Tensor, torch::Tensor> append_to_cache(LayerCache& cache, const torch::Tensor& k,
                                                           const torch::Tensor& v);
+  // Block-paged K/V (MixerContext::paged): q, k, v [B, T, *, D] with RoPE applied.
+  torch::Tensor forward_paged(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& x, const MixerContext& ctx);
   // q [B, T, H, D] times the logit scale of its positions (ModelConfig::attention_logit_scale).
   torch::Tensor scale_queries(const torch::Tensor& q, const MixerContext& ctx) const;
   // The heads' output [B, T, H*D] through the output gate (if any) and o_proj.

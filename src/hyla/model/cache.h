@@ -21,6 +21,17 @@ struct LayerCache {
   int64_t bytes() const;
 };
 
+// Block-paged K/V for a batch of sequences at different positions (the serving engine,
+// as in vLLM's PagedAttention): an attention layer's pool `LayerCache::k/v` is
+// [num_blocks * block_size, H_kv, head_dim] and a sequence's token t lives in pool row
+// block_table[t / block_size] * block_size + t % block_size. The indices are built by
+// the engine once per step and shared by every attention layer.
+struct PagedKV {
+  torch::Tensor write_rows;  // [B * T] int64: pool rows of this chunk's new K/V (row-major B, T)
+  torch::Tensor read_rows;   // [B, L] int64: pool rows of each row's positions 0..L-1
+                             // (past a row's length: any row, masked by position)
+};
+
 struct ModelCache {
   std::vector<LayerCache> layers;
   int64_t position = 0;  // tokens consumed so far (same for every row of the batch)

@@ -12,7 +12,8 @@
 namespace hyla::model {
 
 struct MixerContext {
-  // Absolute positions of the tokens in `x`, [T] (same for every row) — for RoPE.
+  // Absolute positions of the tokens in `x`, [T] (same for every row) — for RoPE — or
+  // [B, T] when the rows sit at different positions (serving a batch of sequences).
   torch::Tensor positions;
   // Packed variable-length batch: x is [1, total, d] and sequence i spans
   // cu_seqlens[i]..cu_seqlens[i+1] (int64, on x's device). Undefined when not packed.
@@ -27,6 +28,9 @@ struct MixerContext {
   // cos/sin for `positions`, computed by the first layer that needs them and reused by
   // the others (all attention layers share one rotary setup).
   mutable torch::Tensor rope_cos, rope_sin;
+  // Block-paged K/V (serving): `cache` is then the layer's shared pool and attention
+  // writes and reads through these indices (see PagedKV). Linear mixers ignore it.
+  const PagedKV* paged = nullptr;
 };
 
 class MixerImpl : public torch::nn::Module {

@@ -1,5 +1,7 @@
 #include "hyla/serve/engine.h"
 
+#include <algorithm>
+
 #include "hyla/util/error.h"
 #include "hyla/util/log.h"
 
@@ -17,31 +19,25 @@ BlockPool make_pool(model::CausalLM& m, EngineOptions& o) {
   HYLA_CHECK(o.block_size > 0 && o.prefill_chunk > 0 && o.max_running > 0 && o.step_tokens > 0,
              "engine: block size, prefill chunk, max running and step tokens must be > 0");
   int64_t per_block = kv_bytes_per_token(m) * o.block_size;
-  int64_t blocks = per_block > 0 ? o.kv_cache_bytes / per_block
-                                 : o.max_running * ((o.max_context + o.block_size - 1) / o.block_size);
+  // Never more than --max-running sequences at the full context can use: the pools are
+  // allocated up front.
+  int64_t useful = o.max_running * ((o.max_context + o.block_size - 1) / o.block_size);
+  int64_t blocks = per_block > 0 ? std::min(useful, o.kv_cache_bytes / per_block) : useful;
   HYLA_CHECK(blocks > 0, "engine: a KV cache of {} bytes holds no block of {} tokens ({} bytes)", o.kv_cache_bytes,
              o.block_size, per_block);
   return BlockPool(blocks, o.block_size, o.max_running);
 }
 
-bool model_has_linear(model::CausalLM& m) {
-  for (int64_t i = 0; i < m->num_layers(); ++i) {
-    auto k = m->config().layer_type(i);
-    if (k != "full_attention" && k != "sliding_attention") return true;
-  }
-  return false;
-}
+int64_t key_capacity(const EngineOptions& o) { return (o.max_context + o.block_size - 1) / o.block_size * o.block_size; }
 }  // namespace
 
 Engine::Engine(model::CausalLM model, EngineOptions opt)
-    : config_(model->config()), opt_(opt), has_linear_(model_has_linear(model)), pool_(make_pool(model, opt_)),
-      prefix_(opt_.prefix_cache_bytes, has_linear_), scheduler_(pool_, opt_.step_tokens, opt_.prefill_chunk),
-      runner_(std::move(model)) {
+    : config_(model->config()), opt_(opt), pool_(make_pool(model, opt_)),
+      paged_(model, pool_.num_blocks(), pool_.block_size(), pool_.num_slots()),
+      scheduler_(pool_, opt_.step_tokens, opt_.prefill_chunk),
+      runner_(std::move(model), paged_, opt_.cuda_graphs, opt_.max_running, key_capacity(opt_)) {
+  prefixes_.emplace_back(opt_.prefix_cache_bytes, has_linear(0));
   stats_.layers = config_.num_hidden_layers;
-  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
-    auto k = config_.layer_type(i);
-    stats_.attention_layers += k == "full_attention" || k == "sliding_attention";
-  }
   update_stats();
 }
 
@@ -113,18 +109,25 @@ void Engine::take_inbox() {
   }
 }
 
+bool Engine::has_linear(int64_t level) const {
+  const auto& linear = runner_.linear_layers(level);
+  return std::find(linear.begin(), linear.end(), true) != linear.end();
+}
+
 void Engine::admit() {
   for (Sequence* s : scheduler_.admit()) {
-    s->cache = runner_.model()->new_cache();
+    s->level = level_;  // kept for the sequence's whole life: no in-flight switch
     s->sampler = std::make_unique<RequestSampler>(s->request.sampling);
     totals_prompt_ += s->prompt_len;
     if (!opt_.prefix_cache || s->request.sampling.prompt_logprobs) continue;
     ++lookups_;
     // At most prompt_len - 1: the last prompt token must run to give the first logits.
-    s->restored = prefix_.lookup(s->tokens, s->prompt_len - 1);
-    if (has_linear_ && s->restored.shared > s->restored.position) s->snapshot_at = s->restored.shared;
+    s->restored = prefix(s->level).lookup(s->tokens, s->prompt_len - 1);
+    if (has_linear(s->level) && s->restored.shared > s->restored.position) s->snapshot_at = s->restored.shared;
     if (s->restored.position == 0) continue;
-    PrefixCache::restore(s->restored, s->cache);
+    auto restored = runner_.model()->new_cache();
+    PrefixCache::restore(s->restored, restored);
+    paged_.import(s->blocks, s->slot, restored);
     s->computed = s->restored.position;
     totals_cached_ += s->computed;
     ++hits_;
@@ -137,6 +140,9 @@ bool Engine::step() {
   scheduler_.retire([](const Sequence& s) { return s.finished; });
   auto work = scheduler_.plan();
   bool did = !work.empty();
+  int64_t decoding = std::count_if(work.begin(), work.end(), [](const Work& w) { return !w.seq->prefilling(); });
+  decode_rows_ += decoding;
+  decode_steps_ += decoding > 0;
   for (auto& r : runner_.run(work)) handle(r);
   scheduler_.retire([](const Sequence& s) { return s.finished; });
   if (did) ++steps_;
@@ -156,9 +162,11 @@ void Engine::handle(const StepResult& r) {
     for (int64_t i = 0; i < r.tokens && r.start + i + 1 < s.prompt_len; ++i) targets.push_back(s.tokens[r.start + i + 1]);
     if (!targets.empty()) out.prompt_logprobs = s.sampler->score(r.logits.narrow(0, 0, targets.size()), targets);
   }
+  const auto& linear = runner_.linear_layers(s.level);
+  bool snapshots = opt_.prefix_cache && has_linear(s.level);
   if (s.prefilling()) {
-    if (opt_.prefix_cache && has_linear_ && (s.computed % opt_.prefill_chunk == 0 || s.computed == s.snapshot_at))
-      s.snapshots[s.computed] = PrefixCache::copy_states(s.cache);
+    if (snapshots && (s.computed % opt_.prefill_chunk == 0 || s.computed == s.snapshot_at))
+      s.snapshots[s.computed] = paged_.copy_states(s.slot, linear);
     if (!out.prompt_logprobs.empty() && s.request.on_output) {
       out.id = s.id;
       s.request.on_output(out);
@@ -167,8 +175,10 @@ void Engine::handle(const StepResult& r) {
   }
   if (prompt_done && opt_.prefix_cache) {
     std::vector<int64_t> prompt(s.tokens.begin(), s.tokens.begin() + s.prompt_len);
-    if (has_linear_) s.snapshots[s.prompt_len] = PrefixCache::copy_states(s.cache);
-    s.prompt_entry = {prefix_.insert(prompt, s.cache, std::move(s.snapshots), s.restored), s.prompt_len};
+    if (snapshots) s.snapshots[s.prompt_len] = paged_.copy_states(s.slot, linear);
+    s.prompt_entry = {prefix(s.level).insert(prompt, paged_.export_kv(s.blocks, s.prompt_len, linear),
+                                             std::move(s.snapshots), s.restored),
+                      s.prompt_len};
     s.snapshots.clear();
   }
   out.id = s.id;
@@ -192,8 +202,9 @@ void Engine::finish(Sequence& s, FinishReason why, RequestOutput out) {
     // The conversation so far (prompt + reply): a chat's next turn starts with it.
     std::vector<int64_t> fed(s.tokens.begin(), s.tokens.begin() + s.computed);
     std::map<int64_t, LayerStates> end;
-    if (has_linear_) end[s.computed] = PrefixCache::copy_states(s.cache);
-    prefix_.insert(fed, s.cache, std::move(end), s.prompt_entry);
+    const auto& linear = runner_.linear_layers(s.level);
+    if (has_linear(s.level)) end[s.computed] = paged_.copy_states(s.slot, linear);
+    prefix(s.level).insert(fed, paged_.export_kv(s.blocks, s.computed, linear), std::move(end), s.prompt_entry);
   }
   out.id = s.id;
   out.finish = why;
@@ -218,10 +229,20 @@ void Engine::update_stats() {
   st.requests_finished = totals_finished_;
   st.prefix_hits = hits_;
   st.prefix_lookups = lookups_;
-  st.prefix_cache_bytes = prefix_.bytes();
-  st.prefix_cache_entries = prefix_.entries();
-  st.prefix_evictions = prefix_.evictions();
+  st.prefix_cache_bytes = st.prefix_cache_entries = st.prefix_evictions = 0;
+  for (auto& p : prefixes_) {
+    st.prefix_cache_bytes += p.bytes();
+    st.prefix_cache_entries += p.entries();
+    st.prefix_evictions += p.evictions();
+  }
   st.steps = steps_;
+  st.state_bytes = paged_.state_bytes();
+  st.decode_rows = decode_rows_;
+  st.decode_steps = decode_steps_;
+  st.graph_captures = runner_.graphs().captures();
+  st.graph_replays = runner_.graphs().replays();
+  st.attention_layers = 0;
+  for (bool lin : runner_.linear_layers(level_)) st.attention_layers += !lin;
   auto now = std::chrono::steady_clock::now();
   rate_window_.emplace_back(now, totals_generated_);
   while (rate_window_.size() > 2 && now - rate_window_.front().first > std::chrono::seconds(10)) rate_window_.pop_front();

@@ -11,6 +11,7 @@
 
 #include "hyla/model/decoder.h"
 #include "hyla/serve/block_pool.h"
+#include "hyla/serve/paged_cache.h"
 #include "hyla/serve/prefix_cache.h"
 #include "hyla/serve/runner.h"
 #include "hyla/serve/scheduler.h"
@@ -30,6 +31,7 @@ struct EngineOptions {
   int64_t prefix_cache_bytes = int64_t(256) << 20;
   int64_t max_waiting = 1024;                // queued requests beyond this are refused
   int64_t max_context = 0;                   // 0: the model's max_position_embeddings
+  bool cuda_graphs = true;                   // capture decode steps (CUDA only)
 };
 
 // A request refused for the server's state, not its content (HTTP 429 / 503); a bad
@@ -47,7 +49,10 @@ struct EngineStats {
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
   int64_t requests_finished = 0, prefix_hits = 0, prefix_lookups = 0;
   int64_t prefix_cache_bytes = 0, prefix_cache_entries = 0, prefix_evictions = 0, steps = 0;
-  int64_t attention_layers = 0, layers = 0;
+  int64_t attention_layers = 0, layers = 0;  // of the configuration new requests get
+  int64_t state_bytes = 0;                    // linear-state slot pools
+  int64_t decode_rows = 0, decode_steps = 0;  // decoding rows batched, steps that had any
+  int64_t graph_captures = 0, graph_replays = 0;
   double tokens_per_second = 0;  // generated, over the last ~10 s
 };
 
@@ -90,13 +95,19 @@ class Engine {
   void update_stats();
   void fail_running(const std::string& why);
 
+  // The prefix cache of a replacement level (entries hold that configuration's K/V
+  // and states, useless to another).
+  PrefixCache& prefix(int64_t level) { return prefixes_[level]; }
+  bool has_linear(int64_t level) const;
+
   model::ModelConfig config_;
   EngineOptions opt_;
-  bool has_linear_ = false;
   BlockPool pool_;
-  PrefixCache prefix_;
+  PagedCache paged_;
+  std::vector<PrefixCache> prefixes_;
   Scheduler scheduler_;
   Runner runner_;
+  int64_t level_ = 0;  // the replacement level new requests get
 
   mutable std::mutex mu_;  // guards the inbox, cancels, stats, flags below
   std::condition_variable wake_;
@@ -107,7 +118,7 @@ class Engine {
   bool accepting_ = true, stop_ = false, cancel_all_ = false;
   std::thread thread_;
   int64_t totals_prompt_ = 0, totals_cached_ = 0, totals_generated_ = 0, totals_finished_ = 0;
-  int64_t hits_ = 0, lookups_ = 0, steps_ = 0;
+  int64_t hits_ = 0, lookups_ = 0, steps_ = 0, decode_rows_ = 0, decode_steps_ = 0;
   std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> rate_window_;  // (time, generated)
 };
 

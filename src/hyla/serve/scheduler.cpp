@@ -12,7 +12,7 @@ std::vector<Sequence*> Scheduler::admit() {
   while (!waiting_.empty()) {
     auto& s = waiting_.front();
     int64_t need = s->prompt_len + s->request.sampling.max_tokens;
-    int64_t slot = pool_.acquire(need);
+    int64_t slot = pool_.acquire(need, s->blocks);
     if (slot < 0) break;
     s->slot = slot;
     s->reserved_tokens = need;

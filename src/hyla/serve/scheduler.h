@@ -50,7 +50,7 @@ std::vector<std::unique_ptr<Sequence>> Scheduler::retire(Done done) {
   std::vector<std::unique_ptr<Sequence>> out;
   for (auto& s : running_) {
     if (!done(*s)) continue;
-    pool_.release(s->slot, s->reserved_tokens);
+    pool_.release(s->slot, s->blocks);
     out.push_back(std::move(s));
   }
   std::erase_if(running_, [](auto& s) { return !s; });

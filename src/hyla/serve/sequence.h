@@ -1,5 +1,6 @@
 // One request inside the engine: its tokens so far, how many the model has consumed,
-// its decode cache (the state slot), and its prefix-cache bookkeeping.
+// where its decode memory lives (KV block ids and a state slot in PagedCache), which
+// model configuration it runs (adaptive serving), and its prefix-cache bookkeeping.
 #pragma once
 #include <chrono>
 #include <memory>
@@ -20,7 +21,8 @@ struct Sequence {
   int64_t generated = 0;
   int64_t slot = -1;            // state slot in the block pool; -1 while waiting
   int64_t reserved_tokens = 0;  // what the block reservation covers
-  model::ModelCache cache;
+  std::vector<int64_t> blocks;  // block table: token t lives in blocks[t / block_size]
+  int64_t level = 0;            // replacement level (adaptive): layers swapped for linear ones
   std::unique_ptr<RequestSampler> sampler;
   bool finished = false;  // reported; leaves the running set at the next retire
   PrefixHit restored;                      // where the prompt was restored from

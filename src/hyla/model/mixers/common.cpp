@@ -26,13 +26,16 @@ void check_mixer_input(const torch::Tensor& x, const MixerContext& ctx, int64_t 
              hidden, ops::shape_str(x.sizes()));
   HYLA_CHECK(!ctx.cu_seqlens.defined() || x.size(0) == 1,
              "{}: packed sequences (cu_seqlens) need batch 1, got {}", name, x.size(0));
-  HYLA_CHECK(!ctx.positions.defined() || ctx.positions.numel() == x.size(1),
+  bool per_row = ctx.positions.defined() && ctx.positions.dim() == 2;
+  HYLA_CHECK(!ctx.positions.defined() ||
+                 (per_row ? ctx.positions.size(0) == x.size(0) && ctx.positions.size(1) == x.size(1)
+                          : ctx.positions.numel() == x.size(1)),
              "{}: positions must have one entry per token ({}), got {}", name, x.size(1),
-             ctx.positions.numel());
+             ops::shape_str(ctx.positions.sizes()));
 }
 
 torch::Tensor mixer_positions(const torch::Tensor& x, const MixerContext& ctx) {
-  if (ctx.positions.defined()) return ctx.positions.reshape(-1);
+  if (ctx.positions.defined()) return ctx.positions.dim() == 2 ? ctx.positions : ctx.positions.reshape(-1);
   int64_t T = x.size(1);
   auto opts = torch::TensorOptions().dtype(torch::kInt64).device(x.device());
   if (ctx.cu_seqlens.defined()) {

@@ -33,7 +33,8 @@ torch::nn::Linear make_projection(int64_t in, int64_t out, bool bias, double std
 void check_mixer_input(const torch::Tensor& x, const MixerContext& ctx, int64_t hidden,
                        const std::string& name);
 
-// Positions for RoPE: ctx.positions if set, else a count continuing from the cache.
+// Positions for RoPE: ctx.positions if set ([T], or [B, T] per row), else a count
+// continuing from the cache.
 torch::Tensor mixer_positions(const torch::Tensor& x, const MixerContext& ctx);
 
 // Checks the head counts and dimensions a mixer of `kind` needs; errors name the layer.
