@@ -3,10 +3,14 @@ DeltaNet) against its all-attention teacher, both in hyla with CUDA-graph decodi
 growing prompt lengths. The teacher is a random 124.7M Llama (the shape of
 generate_vs_hf.py); the hybrid is `hyla hybrid --attention-every 4 --mixer gdn` of it.
 
-usage: python3 bench/hybrid_decode.py --hyla build-cuda/hyla [--out hybrid_decode.json]
+usage: python3 bench/hybrid_decode.py --hyla build-cuda/hyla [--reference] [--out hybrid_decode.json]
+
+--reference adds the hybrid with the LibTorch reference GDN decode step
+(HYLA_GDN_DECODE=reference) beside the fused CUDA kernel (the default).
 """
 import argparse
 import json
+import os
 import subprocess
 import tempfile
 
@@ -14,8 +18,8 @@ import torch
 import transformers
 
 
-def hyla(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
+def hyla(cmd, env=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr}")
     return r.stdout
@@ -28,6 +32,7 @@ def main():
     ap.add_argument("--prompts", default="512,4096,16384")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--reference", action="store_true", help="also time the LibTorch reference GDN step")
     args = ap.parse_args()
     cfg = transformers.LlamaConfig(vocab_size=32000, hidden_size=768, intermediate_size=2048,
                                    num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=4,
@@ -43,11 +48,15 @@ def main():
         for batch in map(int, args.batches.split(",")):
             for plen in map(int, args.prompts.split(",")):
                 row = {"batch": batch, "prompt_len": plen}
-                for name, path in (("teacher", teacher), ("hybrid", hybrid)):
+                runs = [("teacher", teacher, None), ("hybrid", hybrid, None)]
+                if args.reference:
+                    runs.append(("hybrid_ref", hybrid, dict(os.environ, HYLA_GDN_DECODE="reference")))
+                for name, path, env in runs:
                     out = hyla([args.hyla, "bench", "generate", path, "--dtype", "bfloat16", "--batch", str(batch),
-                                "--prompt-len", str(plen), "--new-tokens", str(args.new_tokens), "--repeats", "2"])
+                                "--prompt-len", str(plen), "--new-tokens", str(args.new_tokens), "--repeats", "2"],
+                               env)
                     row[name] = json.loads(out)
-                    i = info[name]
+                    i = info["teacher" if name == "teacher" else "hybrid"]
                     # Decode cache at the end of generation, for the whole batch.
                     row[name]["cache_mib"] = batch * (i["kv_cache_bytes_per_token"] * (plen + args.new_tokens)
                                                       + i["state_bytes_per_sequence"]) / 2**20
@@ -55,13 +64,18 @@ def main():
                 print(json.dumps(row), flush=True)
     print(f"\n{torch.cuda.get_device_name()}, torch {torch.__version__}; 124.7M Llama teacher (12 layers) vs hybrid "
           f"(layers 0, 4, 8 attention, 9 GDN), bf16, CUDA graphs, {args.new_tokens} new tokens")
-    print("| batch | prompt | teacher step ms | hybrid step ms | teacher tok/s | hybrid tok/s | speed-up | "
-          "teacher cache MiB | hybrid cache MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    ref_head = " hybrid (reference step) ms | hybrid (reference) / teacher |" if args.reference else ""
+    print("| batch | prompt | teacher step ms | hybrid step ms | teacher tok/s | hybrid tok/s | hybrid / teacher |"
+          f"{ref_head} teacher cache MiB | hybrid cache MiB |")
+    print("|---|---|---|---|---|---|---|" + ("---|---|" if args.reference else "") + "---|---|")
     for r in rows:
         t, h = r["teacher"], r["hybrid"]
+        ref = ""
+        if args.reference:
+            hr = r["hybrid_ref"]
+            ref = f" {hr['step_ms']:.3f} | {hr['tokens_per_s'] / t['tokens_per_s']:.2f}x |"
         print(f"| {r['batch']} | {r['prompt_len']} | {t['step_ms']:.3f} | {h['step_ms']:.3f} | {t['tokens_per_s']:.0f} | "
-              f"{h['tokens_per_s']:.0f} | {h['tokens_per_s'] / t['tokens_per_s']:.2f}x | {t['cache_mib']:.0f} | "
+              f"{h['tokens_per_s']:.0f} | {h['tokens_per_s'] / t['tokens_per_s']:.2f}x |{ref} {t['cache_mib']:.0f} | "
               f"{h['cache_mib']:.0f} |")
     if args.out:
         with open(args.out, "w") as f:

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "hyla/kernels/gdn_decode.h"
 #include "hyla/ops/gated_delta.h"
 #include "hyla/ops/norms.h"
 #include "hyla/ops/short_conv.h"
@@ -46,12 +47,49 @@ int64_t GatedDeltaNetImpl::state_bytes(int64_t elem_size) const {
 
 torch::Tensor GatedDeltaNetImpl::forward(const torch::Tensor& x, const MixerContext& ctx) {
   check_mixer_input(x, ctx, c_.hidden, c_.name);
+  if (auto y = fused_decode(x, ctx); y.defined()) return y;
   auto o = recurrent_output(x, ctx);
   int64_t B = x.size(0), T = x.size(1), HV = c_.value_heads(), dv = c_.v_dim();
   // Step 7: per-head RMSNorm gated by SiLU(W_g x) (fla's FusedRMSNormGated), then W_o.
   o = c_.use_gate ? ops::rms_norm_gated(o, g_proj(x).view({B, T, HV, dv}), o_norm->weight, c_.norm_eps, "silu")
                   : ops::rms_norm(o, o_norm->weight, c_.norm_eps);
   return o_proj(o.reshape({B, T, HV * dv}).to(x.dtype()));
+}
+
+torch::Tensor GatedDeltaNetImpl::fused_decode(const torch::Tensor& x, const MixerContext& ctx) {
+  if (!x.is_cuda() || !ctx.cache || x.size(1) != 1 || ctx.cu_seqlens.defined() || c_.use_rope ||
+      torch::GradMode::is_enabled())
+    return {};
+  kernels::GdnDecodeInputs in;
+  in.q = x;  // stands in for the projections (same dtype, device, rank) in the check below
+  if (c_.use_short_conv) {
+    in.conv_q_w = q_conv1d->weight, in.conv_k_w = k_conv1d->weight, in.conv_v_w = v_conv1d->weight;
+    in.conv_q_b = q_conv1d->bias, in.conv_k_b = k_conv1d->bias, in.conv_v_b = v_conv1d->bias;
+    in.conv_q = cached_state(ctx, "conv_q"), in.conv_k = cached_state(ctx, "conv_k");
+    in.conv_v = cached_state(ctx, "conv_v");
+  }
+  in.A_log = A_log, in.dt_bias = dt_bias, in.norm_weight = o_norm->weight;
+  in.S = cached_state(ctx, "S");
+  in.H = c_.n_heads, in.HV = c_.value_heads(), in.dk = c_.head_k_dim, in.dv = c_.v_dim();
+  in.norm_eps = c_.norm_eps;
+  in.allow_neg_eigval = c_.allow_neg_eigval;
+  // CUDA-graph decoding replays into the same buffers: update them in place there.
+  in.in_place = ctx.static_cache;
+  if (!kernels::gdn_decode_kernel_supports(in)) return {};
+  in.q = q_proj(x), in.k = k_proj(x), in.v = v_proj(x), in.a = a_proj(x), in.b = b_proj(x);
+  if (c_.use_gate) in.gate = g_proj(x);
+  auto r = kernels::gdn_decode_kernel(in);
+  if (!in.in_place) {
+    store_state(ctx, "S", r.S);
+    if (c_.use_short_conv) {
+      store_state(ctx, "conv_q", r.conv_q);
+      store_state(ctx, "conv_k", r.conv_k);
+      store_state(ctx, "conv_v", r.conv_v);
+    }
+  }
+  ctx.cache->length += 1;
+  int64_t B = x.size(0);
+  return o_proj(r.o.reshape({B, 1, c_.value_heads() * c_.v_dim()}));
 }
 
 torch::Tensor GatedDeltaNetImpl::recurrent_output(const torch::Tensor& x, const MixerContext& ctx, double scale) {
@@ -63,7 +101,9 @@ torch::Tensor GatedDeltaNetImpl::recurrent_output(const torch::Tensor& x, const 
     auto y = proj(x);
     if (!c_.use_short_conv) return torch::silu(y);  // fla keeps the SiLU without a conv
     auto r = ops::short_conv(y, conv->weight, conv->bias, cached_state(ctx, key), ctx.cu_seqlens, true);
-    store_state(ctx, key, r.tail.to(x.dtype()));
+    // Contiguous, so the fused decode kernel can update it in place (a static cache keeps
+    // this first tensor as its buffer).
+    store_state(ctx, key, r.tail.to(x.dtype()).contiguous());
     return r.y;
   };
   auto q = project(q_proj, q_conv1d, "conv_q").view({B, T, H, dk});

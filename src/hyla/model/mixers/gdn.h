@@ -33,6 +33,10 @@ class GatedDeltaNetImpl : public MixerImpl {
   torch::Tensor A_log, dt_bias;
 
  private:
+  // The fused CUDA decode step (kernels/gdn_decode.h) for one token on a cache, or an
+  // undefined tensor when it does not apply (CPU, training, RoPE, unsupported dims).
+  torch::Tensor fused_decode(const torch::Tensor& x, const MixerContext& ctx);
+
   MixerConfig c_;
   Rotary rotary_;
 };
