@@ -9,16 +9,19 @@
   same tokens and logprobs (1e-4) as without the cache, and really restore: at the shared
   length for the teacher (attention K/V are valid at any position), at the nearest
   linear-state snapshot at or below it for hybrids.
+- CUDA graphs of the decode step (HYLA_TEST_DEVICE=cuda): captured once, replayed across
+  requests, same tokens as eager; none on the CPU.
 """
 import json
 import random
+import re
 import socket
 
 import pytest
 import torch
 import transformers
 
-from conftest import ROOT, run
+from conftest import DEVICE, ROOT, run
 
 TEACHER = ROOT / "assets" / "teacher-tiny"
 BOS = 1
@@ -145,3 +148,29 @@ def test_bad_input_one_line_errors(hyla_bin, tmp_path):
         s.listen()
         r = run([hyla_bin, "serve", TEACHER, "--port", s.getsockname()[1]], check=False, timeout=60)
         assert r.returncode != 0 and "cannot listen on 127.0.0.1" in r.stderr, r.stderr
+
+
+def test_decode_graphs_captured_once(hyla_bin, tmp_path):
+    """CUDA graphs of the decode step: three requests running one after another share ONE
+    graph (batch bucket 1, key bucket 128), captured once per engine and replayed by every
+    later decode step, and give the tokens of eager decoding. On the CPU nothing is captured."""
+    rng = random.Random(5)
+    reqs = [{"prompt": [BOS] + [rng.randrange(3, 8192) for _ in range(20)], "max_tokens": 8, "temperature": 0,
+             "ignore_eos": True, "arrive_step": 12 * i} for i in range(3)]
+    f = tmp_path / "requests.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in reqs))
+    dev = ["--device", DEVICE, "--dtype", "float32"]
+
+    def serve(*extra):
+        r = run([hyla_bin, "serve", TEACHER, "--batch", f, *dev, *extra])
+        m = re.search(r"CUDA graphs: (\d+) captured, (\d+) replays", r.stderr)
+        assert m, r.stderr
+        return [json.loads(line)["ids"] for line in r.stdout.splitlines()], int(m.group(1)), int(m.group(2))
+
+    ids, captures, replays = serve()
+    eager, eager_captures, _ = serve("--no-cuda-graphs")
+    assert eager_captures == 0 and ids == eager
+    if DEVICE.startswith("cuda"):
+        assert captures == 1 and replays == 3 * 7  # the first token of each comes from its prefill step
+    else:
+        assert captures == 0 and replays == 0

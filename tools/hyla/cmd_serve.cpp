@@ -10,6 +10,7 @@
 
 #include "command.h"
 #include "common.h"
+#include "hyla/model/replacement_chain.h"
 #include "hyla/serve/chat_template.h"
 #include "hyla/serve/engine.h"
 #include "hyla/serve/openai_api.h"
@@ -30,8 +31,22 @@ struct ServeArgs {
   int port = 8000;
   int64_t max_running = 16, block_size = 16, prefill_chunk = 64, step_tokens = 256, max_context = 0, max_waiting = 1024;
   double kv_cache_mb = 1024, prefix_cache_mb = 256, drain_seconds = 60;
-  bool no_prefix_cache = false;
+  bool no_prefix_cache = false, no_cuda_graphs = false;
+  std::string adaptive;  // a chained stage's directory of replacement links
+  serve::AdaptivePolicy policy;
 };
+
+// The engine over the model; with --adaptive, the replacement levels of the chain.
+std::unique_ptr<serve::Engine> make_engine(const ServeArgs& a, serve::EngineOptions o) {
+  auto model = a.model.load();
+  model::ReplacementChain chain;
+  if (!a.adaptive.empty()) chain = model::load_replacement_chain(a.adaptive, model);
+  auto engine = std::make_unique<serve::Engine>(model, o);
+  for (size_t k = 0; k < chain.levels.size(); ++k) engine->add_level(chain.levels[k], chain.order[k]);
+  if (!chain.levels.empty())
+    log::info("adaptive: {} replacement levels, order {}", chain.levels.size(), nlohmann::json(chain.order).dump());
+  return engine;
+}
 
 serve::EngineOptions engine_options(const ServeArgs& a) {
   serve::EngineOptions o;
@@ -44,6 +59,11 @@ serve::EngineOptions engine_options(const ServeArgs& a) {
   o.kv_cache_bytes = static_cast<int64_t>(a.kv_cache_mb * (1 << 20));
   o.prefix_cache = !a.no_prefix_cache;
   o.prefix_cache_bytes = static_cast<int64_t>(a.prefix_cache_mb * (1 << 20));
+  o.cuda_graphs = !a.no_cuda_graphs;
+  o.adaptive = a.policy;
+  HYLA_CHECK(o.adaptive.max_ratio >= 0 && o.adaptive.max_ratio <= 1, "--adaptive-max-ratio must be in [0, 1], got {}",
+             o.adaptive.max_ratio);
+  HYLA_CHECK(o.adaptive.cooldown_seconds >= 0, "--adaptive-cooldown must be >= 0, got {}", o.adaptive.cooldown_seconds);
   HYLA_CHECK(o.prefill_chunk % o.block_size == 0, "--prefill-chunk ({}) must be a multiple of --block-size ({})",
              o.prefill_chunk, o.block_size);
   return o;
@@ -61,14 +81,15 @@ struct BatchItem {
   int64_t arrive_step = 0;
   std::vector<serve::TokenLogprob> prompt_lp, tokens;
   serve::FinishReason finish = serve::FinishReason::none;
-  int64_t cached = 0;
+  int64_t cached = 0, level = 0;
 };
 
 // Offline batch: every line an OpenAI completions body (plus "arrive_step": the engine
 // step before which it is submitted, to exercise requests joining a running batch).
 int run_batch(const ServeArgs& a) {
   auto tok = a.model.tokenizer();
-  serve::Engine engine(a.model.load(), engine_options(a));
+  auto engine_ptr = make_engine(a, engine_options(a));
+  auto& engine = *engine_ptr;
   std::ifstream in(a.batch_file);
   HYLA_CHECK(in.good(), "--batch {}: cannot open", a.batch_file);
   std::vector<BatchItem> items;
@@ -94,7 +115,7 @@ int run_batch(const ServeArgs& a) {
     serve::Request r{it.prompt, it.req.sampling, [&it](const serve::RequestOutput& o) {
                        it.prompt_lp.insert(it.prompt_lp.end(), o.prompt_logprobs.begin(), o.prompt_logprobs.end());
                        it.tokens.insert(it.tokens.end(), o.tokens.begin(), o.tokens.end());
-                       if (o.finish != serve::FinishReason::none) it.finish = o.finish, it.cached = o.cached_tokens;
+                       if (o.finish != serve::FinishReason::none) it.finish = o.finish, it.cached = o.cached_tokens, it.level = o.level;
                      }};
     try {
       engine.submit(std::move(r));
@@ -122,7 +143,7 @@ int run_batch(const ServeArgs& a) {
     text.finish();
     json out = {{"index", i}, {"ids", ids}, {"text", text.text()},
                 {"finish_reason", text.stopped() ? "stop" : serve::finish_reason_name(it.finish)},
-                {"cached_tokens", it.cached}};
+                {"cached_tokens", it.cached}, {"level", it.level}};
     if (it.req.sampling.logprobs >= 0) {
       out["logprobs"] = json::array();
       for (auto& t : it.tokens) out["logprobs"].push_back(logprob_json(t));
@@ -136,6 +157,8 @@ int run_batch(const ServeArgs& a) {
   auto st = engine.stats();
   log::info("{} requests, {} engine steps, {} prompt tokens ({} from the prefix cache), {} generated", items.size(),
             st.steps, st.prompt_tokens, st.cached_tokens, st.generated_tokens);
+  log::info("decode: {} steps batching {} rows; CUDA graphs: {} captured, {} replays; adaptive: {} switches up, {} down",
+            st.decode_steps, st.decode_rows, st.graph_captures, st.graph_replays, st.switches_up, st.switches_down);
   return 0;
 }
 
@@ -151,7 +174,8 @@ int run_http(const ServeArgs& a) {
   std::signal(SIGPIPE, SIG_IGN);
   auto tok = a.model.tokenizer();
   auto chat = serve::ChatTemplate::for_model(a.model.path);
-  serve::Engine engine(a.model.load(), engine_options(a));
+  auto engine_ptr = make_engine(a, engine_options(a));
+  auto& engine = *engine_ptr;
   serve::HttpOptions ho;
   ho.host = a.host;
   ho.port = a.port;
@@ -207,6 +231,21 @@ Register reg("serve", "serve a model over HTTP (OpenAI API; continuous batching,
                    ->capture_default_str();
                app.add_option("--drain-seconds", a->drain_seconds, "on SIGTERM, how long in-flight requests may finish")
                    ->capture_default_str();
+               app.add_flag("--no-cuda-graphs", a->no_cuda_graphs, "run decode steps eagerly on CUDA");
+               app.add_option("--adaptive", a->adaptive,
+                              "DSLA-Serve: swap attention layers for the replacements of this chained-distillation "
+                              "directory (link-KK-layer-LL/) as load rises");
+               auto& p = a->policy;
+               app.add_option("--adaptive-up-waiting", p.up_waiting, "high load: requests waiting")->capture_default_str();
+               app.add_option("--adaptive-down-waiting", p.down_waiting, "low load: fewer waiting")->capture_default_str();
+               app.add_option("--adaptive-up-prompt", p.up_prompt, "high load: longest waiting prompt (tokens)")
+                   ->capture_default_str();
+               app.add_option("--adaptive-down-prompt", p.down_prompt, "low load: longest waiting prompt under")
+                   ->capture_default_str();
+               app.add_option("--adaptive-up-kv", p.up_kv, "high load: share of KV blocks in use")->capture_default_str();
+               app.add_option("--adaptive-down-kv", p.down_kv, "low load: share of KV blocks under")->capture_default_str();
+               app.add_option("--adaptive-cooldown", p.cooldown_seconds, "seconds between switches")->capture_default_str();
+               app.add_option("--adaptive-max-ratio", p.max_ratio, "most layers replaced (share)")->capture_default_str();
                app.add_option("--batch", a->batch_file,
                               "run the requests of a JSONL file (OpenAI completions bodies) and print JSONL results");
                return [=]() { return a->batch_file.empty() ? run_http(*a) : run_batch(*a); };

@@ -134,8 +134,41 @@ void Engine::admit() {
   }
 }
 
+void Engine::add_level(std::vector<model::Mixer> mixers, int64_t replaced_layer) {
+  runner_.add_level(std::move(mixers));
+  int64_t level = runner_.num_levels() - 1;
+  prefixes_.emplace_back(opt_.prefix_cache_bytes, has_linear(level));
+  replaced_.push_back(replaced_layer);
+  update_stats();
+}
+
+void Engine::adapt() {
+  if (runner_.num_levels() == 1) return;
+  auto now = std::chrono::steady_clock::now();
+  if (last_switch_ != std::chrono::steady_clock::time_point{} &&
+      std::chrono::duration<double>(now - last_switch_).count() < opt_.adaptive.cooldown_seconds)
+    return;
+  const auto& p = opt_.adaptive;
+  int64_t waiting = static_cast<int64_t>(scheduler_.waiting().size()), longest = 0;
+  for (auto& s : scheduler_.waiting()) longest = std::max(longest, s->prompt_len);
+  double kv = double(pool_.used_blocks()) / double(pool_.num_blocks());
+  bool high = waiting >= p.up_waiting || longest >= p.up_prompt || kv >= p.up_kv;
+  bool low = waiting < p.down_waiting && longest < p.down_prompt && kv < p.down_kv;
+  int64_t cap = std::min<int64_t>(runner_.num_levels() - 1, static_cast<int64_t>(p.max_ratio * config_.num_hidden_layers));
+  int64_t to = high && level_ < cap ? level_ + 1 : (low && !high && level_ > 0 ? level_ - 1 : level_);
+  if (to == level_) return;
+  int64_t layer = replaced_[std::max(to, level_) - 1];
+  log::info("adaptive: level {} -> {} (layer {} {}; {} waiting, longest prompt {}, KV blocks {:.0f}% in use)", level_, to,
+            layer, to > level_ ? "to " + runner_.linear_kind(to, layer) : "back to attention", waiting, longest,
+            100 * kv);
+  (to > level_ ? switches_up_ : switches_down_)++;
+  level_ = to;
+  last_switch_ = now;
+}
+
 bool Engine::step() {
   take_inbox();
+  adapt();
   admit();
   scheduler_.retire([](const Sequence& s) { return s.finished; });
   auto work = scheduler_.plan();
@@ -208,6 +241,7 @@ void Engine::finish(Sequence& s, FinishReason why, RequestOutput out) {
   }
   out.id = s.id;
   out.finish = why;
+  out.level = s.level;
   out.prompt_tokens = s.prompt_len;
   out.cached_tokens = s.restored.position;
   ++totals_finished_;
@@ -241,6 +275,10 @@ void Engine::update_stats() {
   st.decode_steps = decode_steps_;
   st.graph_captures = runner_.graphs().captures();
   st.graph_replays = runner_.graphs().replays();
+  st.level = level_;
+  st.levels = runner_.num_levels();
+  st.switches_up = switches_up_;
+  st.switches_down = switches_down_;
   st.attention_layers = 0;
   for (bool lin : runner_.linear_layers(level_)) st.attention_layers += !lin;
   auto now = std::chrono::steady_clock::now();

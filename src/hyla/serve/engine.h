@@ -21,6 +21,19 @@
 
 namespace hyla::serve {
 
+// DSLA-Serve's online policy (dsla.md), checked before every step once replacement
+// levels are added: load is high when `up_waiting` requests wait, the longest waiting
+// prompt has `up_prompt` tokens, or `up_kv` of the KV blocks are in use; then new
+// requests get one more layer replaced (up to `max_ratio` of the layers). Load is low
+// when all three are under their `down_*` marks; then one layer goes back. At most one
+// switch per `cooldown_seconds`. Running requests keep the level they started with.
+struct AdaptivePolicy {
+  int64_t up_waiting = 50, down_waiting = 25;
+  int64_t up_prompt = 1024, down_prompt = 819;
+  double up_kv = 0.9, down_kv = 0.5;
+  double cooldown_seconds = 60, max_ratio = 0.75;
+};
+
 struct EngineOptions {
   int64_t max_running = 16;                  // state slots: sequences decoding at once
   int64_t block_size = 16;                   // tokens per KV block
@@ -32,6 +45,7 @@ struct EngineOptions {
   int64_t max_waiting = 1024;                // queued requests beyond this are refused
   int64_t max_context = 0;                   // 0: the model's max_position_embeddings
   bool cuda_graphs = true;                   // capture decode steps (CUDA only)
+  AdaptivePolicy adaptive;
 };
 
 // A request refused for the server's state, not its content (HTTP 429 / 503); a bad
@@ -53,6 +67,7 @@ struct EngineStats {
   int64_t state_bytes = 0;                    // linear-state slot pools
   int64_t decode_rows = 0, decode_steps = 0;  // decoding rows batched, steps that had any
   int64_t graph_captures = 0, graph_replays = 0;
+  int64_t level = 0, levels = 1, switches_up = 0, switches_down = 0;  // adaptive replacement
   double tokens_per_second = 0;  // generated, over the last ~10 s
 };
 
@@ -82,12 +97,16 @@ class Engine {
   // Waits until nothing is queued or running; false on timeout.
   bool wait_idle(double timeout_seconds) const;
 
+  // Adaptive replacement: the next level's mixer for every layer, and the layer it
+  // replaces (levels are added in order: 1, 2, ...). Before start().
+  void add_level(std::vector<model::Mixer> mixers, int64_t replaced_layer);
   EngineStats stats() const;
   const model::ModelConfig& config() const { return config_; }
   int64_t max_context() const { return opt_.max_context; }
 
  private:
   void take_inbox();
+  void adapt();
   void admit();
   void handle(const StepResult& r);
   void emit_token(Sequence& s, const torch::Tensor& last_logits);
@@ -108,6 +127,9 @@ class Engine {
   Scheduler scheduler_;
   Runner runner_;
   int64_t level_ = 0;  // the replacement level new requests get
+  std::vector<int64_t> replaced_;  // replaced_[k-1]: the layer level k replaces
+  std::chrono::steady_clock::time_point last_switch_{};
+  int64_t switches_up_ = 0, switches_down_ = 0;
 
   mutable std::mutex mu_;  // guards the inbox, cancels, stats, flags below
   std::condition_variable wake_;

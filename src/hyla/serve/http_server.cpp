@@ -81,8 +81,16 @@ std::string HttpServer::metrics_text() const {
   metric("prefix_cache_cached_tokens_total", "counter", "Prompt tokens restored instead of computed.", s.cached_tokens);
   metric("prefix_cache_bytes", "gauge", "Bytes held by prefix-cache snapshots.", s.prefix_cache_bytes);
   metric("prefix_cache_evictions_total", "counter", "Prefix-cache entries evicted.", s.prefix_evictions);
-  metric("hybrid_attention_ratio", "gauge", "Softmax-attention layers / all layers.",
+  metric("hybrid_attention_ratio", "gauge", "Softmax-attention layers / all layers (of new requests' configuration).",
          s.layers ? double(s.attention_layers) / s.layers : 0.0);
+  metric("adaptive_level", "gauge", "Layers replaced for new requests (adaptive serving).", s.level);
+  metric("adaptive_switches_up_total", "counter", "Adaptive switches to one more replaced layer.", s.switches_up);
+  metric("adaptive_switches_down_total", "counter", "Adaptive switches back to attention.", s.switches_down);
+  metric("state_bytes", "gauge", "Bytes of the linear-state slot pools.", s.state_bytes);
+  metric("decode_rows_total", "counter", "Decoding rows run (batched per step).", s.decode_rows);
+  metric("decode_steps_total", "counter", "Engine steps that decoded.", s.decode_steps);
+  metric("cuda_graph_captures_total", "counter", "Decode-step CUDA graphs captured.", s.graph_captures);
+  metric("cuda_graph_replays_total", "counter", "Decode-step CUDA graph replays.", s.graph_replays);
   metric("requests_finished_total", "counter", "Requests the engine finished.", s.requests_finished);
   out += "# HELP hyla_http_responses_total HTTP responses by class.\n# TYPE hyla_http_responses_total counter\n";
   out += fmt::format("hyla_http_responses_total{{class=\"2xx\"}} {}\n", ok_.load());

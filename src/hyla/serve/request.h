@@ -41,6 +41,7 @@ struct RequestOutput {
   std::vector<TokenLogprob> tokens;           // logprob fields set only if asked
   FinishReason finish = FinishReason::none;
   int64_t prompt_tokens = 0, cached_tokens = 0;  // cached: restored from the prefix cache
+  int64_t level = 0;  // adaptive replacement: the level the request ran at (set at the end)
 };
 
 // Called on the engine's thread; must be quick (hand the output to another thread).

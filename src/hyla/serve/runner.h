@@ -48,6 +48,7 @@ class Runner {
   void add_level(std::vector<model::Mixer> mixers);
   int64_t num_levels() const { return static_cast<int64_t>(levels_.size()); }
   const std::vector<bool>& linear_layers(int64_t level) const { return linear_[level]; }
+  std::string linear_kind(int64_t level, int64_t layer) const { return levels_[level][layer]->kind(); }
   const DecodeGraphs& graphs() const { return graphs_; }
 
  private:
