@@ -262,9 +262,9 @@ def test_queue_full_and_oversized_body(hyla_bin):
     s = Server(hyla_bin, TEACHER, "--max-running", "1", "--max-waiting", "1")
     try:
         conns = []
-        for _ in range(2):  # one running, one waiting
+        for _ in range(2):  # one running, one waiting (long enough to outlast the checks)
             c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
-            c.request("POST", "/v1/completions", json.dumps({"prompt": "Once", "max_tokens": 400, "stream": True,
+            c.request("POST", "/v1/completions", json.dumps({"prompt": "Once", "max_tokens": 1000, "stream": True,
                                                              "ignore_eos": True}),
                       {"Content-Type": "application/json"})
             conns.append(c)
