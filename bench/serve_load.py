@@ -4,6 +4,12 @@ to first token and inter-token latency, and throughput (generated tokens / wall 
 
     python bench/serve_load.py --url http://127.0.0.1:8000 --clients 16 --requests 64
     python bench/serve_load.py --hyla build/hyla --model assets/teacher-tiny   # starts a server
+    python bench/serve_load.py --hyla build/hyla --model TEACHER --rising 1,4,16 \
+        --server-args "--adaptive CHAIN --adaptive-up-waiting 4 --adaptive-cooldown 1"
+
+--rising runs one phase per client count (each --requests requests) and reports the
+highest adaptive level (lowest hybrid ratio) /metrics showed during each: DSLA-Serve's
+rising-load run.
 
 Bounded: every request has a timeout, and the run ends after --requests requests.
 Uses only the standard library (http.client), so it measures the server, not a client SDK.
@@ -116,6 +122,41 @@ def run(url, clients=8, requests=32, max_tokens=16, seed=0, timeout=120):
             "wall_s": wall}
 
 
+def metrics(url):
+    u = urllib.parse.urlparse(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^hyla_(\w+) (\S+)$", text, re.M)}
+
+
+def rising(url, counts, requests, max_tokens, seed):
+    rows = []
+    for i, n in enumerate(counts):
+        # /metrics sampled during the phase: the highest level (lowest ratio) it reached.
+        seen, done = [], threading.Event()
+
+        def sample():
+            while not done.is_set():
+                seen.append(metrics(url))
+                done.wait(0.1)
+        t = threading.Thread(target=sample)
+        t.start()
+        res = run(url, n, requests, max_tokens, seed + i)
+        done.set()
+        t.join()
+        m = metrics(url)
+        peak = max(seen + [m], key=lambda x: x.get("adaptive_level", 0))
+        res.update(level=peak.get("adaptive_level", 0), hybrid_attention_ratio=peak.get("hybrid_attention_ratio", 1),
+                   switches_up=m.get("adaptive_switches_up_total", 0),
+                   switches_down=m.get("adaptive_switches_down_total", 0))
+        rows.append(res)
+        print(f"clients {n}: {res['tokens_per_s']:.1f} tok/s, failed {res['failed']}, peak level {res['level']:.0f}, "
+              f"attention ratio {res['hybrid_attention_ratio']:.2f}, TTFT p50 {res['ttft_p50_s']:.3f} s", flush=True)
+    return rows
+
+
 def start_server(hyla, model, extra):
     p = subprocess.Popen([hyla, "serve", model, "--port", "0", *extra], stdout=subprocess.PIPE, text=True)
     m = re.search(r"http://[\d.]+:\d+", p.stdout.readline())
@@ -135,19 +176,24 @@ def main():
     ap.add_argument("--requests", type=int, default=32)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rising", help="comma-separated client counts: one phase each (adaptive serving)")
     a = ap.parse_args()
     proc = None
     url = a.url
     if a.hyla:
         proc, url = start_server(a.hyla, a.model, a.server_args.split())
     try:
-        res = run(url, a.clients, a.requests, a.max_tokens, a.seed)
+        if a.rising:
+            res = rising(url, [int(n) for n in a.rising.split(",")], a.requests, a.max_tokens, a.seed)
+        else:
+            res = run(url, a.clients, a.requests, a.max_tokens, a.seed)
     finally:
         if proc:
             proc.kill()
             proc.wait()
     print(json.dumps(res, indent=1))
-    raise SystemExit(1 if res["failed"] else 0)
+    failed = sum(r["failed"] for r in res) if isinstance(res, list) else res["failed"]
+    raise SystemExit(1 if failed else 0)
 
 
 if __name__ == "__main__":
