@@ -88,6 +88,34 @@ torch::Tensor Runner::layers(torch::Tensor h, const Groups& groups) {
   return model_->norm(h);
 }
 
+void Runner::fill_group(MixerGroup& g, const std::vector<const Work*>& rows, const std::vector<int64_t>& offsets,
+                        const std::vector<size_t>& members, torch::Device dev) {
+  g.n = static_cast<int64_t>(members.size());
+  g.T = rows[members[0]]->tokens;
+  g.offset = offsets[members[0]];
+  g.fresh = g.n == 1 && rows[members[0]]->seq->computed == 0;
+  int64_t L = 0;
+  for (auto m : members) L = std::max(L, rows[m]->seq->computed + g.T);
+  std::vector<int64_t> index, pos, slots, write, read;
+  bool contiguous = true;
+  for (size_t i = 0; i < members.size(); ++i) {
+    auto& s = *rows[members[i]]->seq;
+    contiguous = contiguous && offsets[members[i]] == g.offset + static_cast<int64_t>(i) * g.T;
+    index.push_back(offsets[members[i]]);
+    for (int64_t t = 0; t < g.T; ++t) pos.push_back(s.computed + t);
+    slots.push_back(s.slot);
+    cache_.rows(s.blocks, s.computed, g.T, write);
+    size_t before = read.size();
+    cache_.rows(s.blocks, 0, s.computed + g.T, read);
+    read.resize(before + L, 0);  // padding: any row, masked
+  }
+  if (!contiguous) g.index = int_tensor(index, dev);
+  g.slots = int_tensor(slots, dev);
+  g.paged.write_rows = int_tensor(write, dev);
+  g.paged.read_rows = int_tensor(read, dev).view({g.n, L});
+  g.ctx.positions = int_tensor(pos, dev).view({g.n, g.T});
+}
+
 std::vector<StepResult> Runner::run(const std::vector<Work>& work) {
   if (work.empty()) return {};
   torch::NoGradGuard no_grad;
@@ -114,33 +142,8 @@ std::vector<StepResult> Runner::run(const std::vector<Work>& work) {
   std::map<std::vector<size_t>, MixerGroup> built;
   auto group = [&](const std::vector<size_t>& members) -> MixerGroup* {
     auto [it, fresh_entry] = built.try_emplace(members);
-    auto& g = it->second;
-    if (!fresh_entry) return &g;
-    g.n = static_cast<int64_t>(members.size());
-    g.T = rows[members[0]]->tokens;
-    g.offset = offsets[members[0]];
-    g.fresh = g.n == 1 && rows[members[0]]->seq->computed == 0;
-    int64_t L = 0;
-    for (auto m : members) L = std::max(L, rows[m]->seq->computed + g.T);
-    std::vector<int64_t> index, pos, slots, write, read;
-    bool contiguous = true;
-    for (size_t i = 0; i < members.size(); ++i) {
-      auto& s = *rows[members[i]]->seq;
-      contiguous = contiguous && offsets[members[i]] == g.offset + static_cast<int64_t>(i) * g.T;
-      index.push_back(offsets[members[i]]);
-      for (int64_t t = 0; t < g.T; ++t) pos.push_back(s.computed + t);
-      slots.push_back(s.slot);
-      cache_.rows(s.blocks, s.computed, g.T, write);
-      size_t before = read.size();
-      cache_.rows(s.blocks, 0, s.computed + g.T, read);
-      read.resize(before + L, 0);  // padding: any row, masked
-    }
-    if (!contiguous) g.index = int_tensor(index, dev);
-    g.slots = int_tensor(slots, dev);
-    g.paged.write_rows = int_tensor(write, dev);
-    g.paged.read_rows = int_tensor(read, dev).view({g.n, L});
-    g.ctx.positions = int_tensor(pos, dev).view({g.n, g.T});
-    return &g;
+    if (fresh_entry) fill_group(it->second, rows, offsets, members, dev);
+    return &it->second;
   };
   auto groups = [&](int64_t l) {
     std::vector<std::pair<model::Mixer, MixerGroup*>> calls;

@@ -54,6 +54,10 @@ class Runner {
  private:
   // The mixer of `layer` on `g`'s rows of the normed hidden state hn [total, d].
   torch::Tensor mix(int64_t layer, model::Mixer mixer, const torch::Tensor& hn, MixerGroup& g);
+  // The group of `members` (indices into `rows`, packed at `offsets`): indices, slots,
+  // positions and block-table rows on `dev`.
+  void fill_group(MixerGroup& g, const std::vector<const Work*>& rows, const std::vector<int64_t>& offsets,
+                  const std::vector<size_t>& members, torch::Device dev);
   // Layers over the packed hidden state h [total, d]; `groups(layer)` gives the mixer calls.
   using Groups = std::function<std::vector<std::pair<model::Mixer, MixerGroup*>>(int64_t layer)>;
   torch::Tensor layers(torch::Tensor h, const Groups& groups);
