@@ -254,3 +254,31 @@ def test_recipe_student_table(tmp_path, hyla_bin, teachers):
     wk = load_file(teachers["qwen2"] / "model.safetensors")["model.layers.0.self_attn.k_proj.weight"]
     assert torch.equal(t["model.layers.0.linear_attn.k_proj.weight"], wk.repeat_interleave(G, 0))
     np.testing.assert_equal(json.loads((out / "convert.json").read_text())["gqa_layout"], "rows")
+
+
+def test_recipe_selection(tmp_path, hyla_bin, teachers):
+    """[student] selection = a `hyla select` result: its attention layers, or its ranking's top K
+    with attention_share, resolved as `hyla distill` resolves it; another model's file is refused."""
+    sel = tmp_path / "sel.json"
+    run([hyla_bin, "select", teachers["llama"], "--method", "uniform", "--keep", 1, "--out", sel])
+    j = json.loads(sel.read_text())
+    j["ranking"], j["attention_layers"] = [2, 0, 1], [2]  # an order uniform interleave would not give
+    sel.write_text(json.dumps(j))
+    A = "full_attention"
+    for name, extra, want in (("sel", "", ["gdn", "gdn", A]), ("share", "attention_share = 0.67\n", [A, "gdn", A])):
+        recipe = tmp_path / f"{name}.toml"
+        recipe.write_text(f'[teacher]\npath = "{teachers["llama"]}"\n[student]\nmixer = "gdn"\n'
+                          f'selection = "{sel}"\n{extra}')
+        out = tmp_path / name
+        run([hyla_bin, "convert", "--out", out, "--recipe", recipe, "--dtype", "float32"])
+        assert json.loads((out / "config.json").read_text())["layer_types"] == want, name
+        assert json.loads((out / "convert.json").read_text())["selection"] == str(sel)
+        t = load_file(out / "model.safetensors")
+        wq = load_file(teachers["llama"] / "model.safetensors")["model.layers.1.self_attn.q_proj.weight"]
+        assert torch.equal(t["model.layers.1.linear_attn.q_proj.weight"], wq)  # converted layer got the transfer
+    other = tmp_path / "other.json"
+    run([hyla_bin, "select", teachers["qwen3"], "--method", "uniform", "--keep", 1, "--out", other])
+    recipe = tmp_path / "other.toml"
+    recipe.write_text(f'[teacher]\npath = "{teachers["llama"]}"\n[student]\nselection = "{other}"\n')
+    out = tmp_path / "o"
+    refused([hyla_bin, "convert", "--out", out, "--recipe", recipe], out, str(other), "another model")

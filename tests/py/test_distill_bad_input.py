@@ -26,8 +26,11 @@ def recipe(**changes):
 
 
 @pytest.fixture(scope="module")
-def text(tmp_path_factory):
+def text(tmp_path_factory, hyla_bin):
     d = tmp_path_factory.mktemp("t")
+    # A selection made by `hyla select` for another teacher (teacher-small, 8 layers).
+    run([hyla_bin, "select", ROOT / "assets" / "teacher-small", "--method", "uniform", "--keep", 2,
+         "--out", d / "other.json"])
     (d / "train.txt").write_text((ROOT / "README.md").read_text())
     (d / "short.txt").write_text("A few words only.")
     bad = d / "gpt2"
@@ -50,6 +53,12 @@ CASES = [
     ({"data": 'text = "{text}"\ndir = "x"'}, ["[data]", "give exactly one of dir"]),
     ({"student": 'mixer = "gdn"\nattention_every = 2\nattention_layers = [0]'}, ["[student]", "give one of attention_every"]),
     ({"student": 'mixer = "gdn"\nattention_evry = 2'}, ["[student]", 'unknown key "attention_evry"']),
+    ({"student": 'mixer = "gdn"\nattention_share = 0.05'},
+     ["[student] attention_share", "attention share 0.05 of 5 layers keeps no attention layer"]),
+    ({"student": 'mixer = "gdn"\nattention_share = 1.0'}, ["[student]", "no layer is left to convert"]),
+    ({"student": 'mixer = "gdn"\nselection = "{tmp}/other.json"'},
+     ["[student]", "other.json: selection was made for another model"]),
+    ({"student": 'mixer = "gdn"\nselection = "{tmp}/other.json"\nattention_every = 2'}, ["give one of"]),
     ({"run": 'out_dir = "{out}"\nlr = 1'}, ["[run]", 'unknown key "lr"']),
     ({"optim": "lr = 1"}, ["unknown section [optim]"]),
     ({"teacher": 'path = "{tmp}/nowhere"'}, ["[teacher] path", "not a model directory"]),

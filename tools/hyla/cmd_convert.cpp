@@ -8,6 +8,7 @@
 #include "common.h"
 #include "hyla/distill/calib_text.h"
 #include "hyla/distill/convert.h"
+#include "hyla/distill/student_spec.h"
 #include "hyla/distill/taylor_calibrate.h"
 #include "hyla/io/atomic_file.h"
 #include "hyla/model/mixers/registry.h"
@@ -40,7 +41,9 @@ distill::ConvertOptions options_from(ConvertArgs& a, const model::ModelConfig& t
     HYLA_CHECK(!a.layers.any_given(), "{}: the recipe chooses the layers; drop the layer-choice flags", a.recipe);
     HYLA_CHECK(recipe.contains("student"), "{}: missing [student] table", a.recipe);
     o = distill::ConvertOptions::from_json(recipe["student"], tc, a.recipe);
-    HYLA_CHECK(o.selection.empty(), "{}: [student] selection files are not supported by hyla convert yet", a.recipe);
+    // `selection = "sel.json"` (a hyla select result, maybe with attention_share): the same
+    // resolution `hyla distill` applies, which refuses a selection made for another teacher.
+    distill::resolve_selection(o, recipe["student"], tc, a.recipe + " [student]");
   } else {
     a.layers.apply(tc, o.hybrid);
     o.init = a.init;
@@ -95,6 +98,7 @@ int run_convert(ConvertArgs& a) {
   // What was done, for provenance and for the tests' oracles (docs/convert.md).
   nlohmann::json info = {{"teacher", a.teacher}, {"init", opt.init}, {"gqa_layout", distill::gqa_layout_name(opt.gqa)},
                          {"conv_identity", opt.conv_identity}, {"seed", opt.seed}};
+  if (!recipe.is_null() && recipe["student"].contains("selection")) info["selection"] = recipe["student"]["selection"];
   if (opt.needs_calibration()) {
     info["calib_text"] = a.calib_text;
     info["taylor"] = opt.taylor.to_json();

@@ -158,7 +158,11 @@ ConvertOptions ConvertOptions::from_json(const json& j, const model::ModelConfig
   read(j, "conv_identity", o.conv_identity, where);
   read(j, "seed", o.seed, where);
   if (j.contains("taylor")) o.taylor = TaylorOptions::from_json(j["taylor"], where + ".taylor");
-  o.validate(teacher);
+  try {  // the table's own refusals (no layer left to convert, unknown init) name it too
+    o.validate(teacher);
+  } catch (const Error& e) {
+    fail("{}: {}", where, e.what());
+  }
   return o;
 }
 

@@ -64,18 +64,23 @@ model::CausalLM build_student(const StudentSpec& spec, model::CausalLM& teacher,
 void resolve_selection(ConvertOptions& opt, const json& table, const model::ModelConfig& teacher,
                        const std::string& label) {
   if (opt.selection.empty()) return;
-  auto sel = load_selection(opt.selection, teacher);
-  int64_t L = teacher.num_hidden_layers;
-  std::vector<int64_t> keep = sel.attention_layers;
-  if (table.contains("attention_share")) {
-    HYLA_CHECK(table["attention_share"].is_number(), "{}: [student] attention_share must be a number", label);
-    keep = top_layers(sel, keep_count(table["attention_share"].get<double>(), L, "[student] attention_share"));
+  // Every refusal below names the recipe table (label), as the key checks do.
+  try {
+    auto sel = load_selection(opt.selection, teacher);
+    int64_t L = teacher.num_hidden_layers;
+    std::vector<int64_t> keep = sel.attention_layers;
+    if (table.contains("attention_share")) {
+      HYLA_CHECK(table["attention_share"].is_number(), "attention_share must be a number");
+      keep = top_layers(sel, keep_count(table["attention_share"].get<double>(), L, "attention_share"));
+    }
+    // from_json set every layer to the chosen mixer while the selection was unresolved.
+    std::string mixer = opt.hybrid.layer_types.at(0);
+    opt.hybrid.layer_types = model::layer_types_keeping(L, keep, mixer);
+    opt.selection.clear();
+    opt.validate(teacher);  // now also refuses a selection that leaves no layer to convert
+  } catch (const Error& e) {
+    fail("{}: selection: {}", label, e.what());
   }
-  // from_json set every layer to the chosen mixer while the selection was unresolved.
-  std::string mixer = opt.hybrid.layer_types.at(0);
-  opt.hybrid.layer_types = model::layer_types_keeping(L, keep, mixer);
-  opt.selection.clear();
-  opt.validate(teacher);  // now also refuses a selection that leaves no layer to convert
 }
 
 }  // namespace hyla::distill
