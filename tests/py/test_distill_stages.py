@@ -334,3 +334,79 @@ def test_sigkill_mid_stage_resumes_bit_exactly(stage, step, hyla_bin, text, tmp_
         curves.append({s: [(m["step"], m["loss"]) for m in metrics(out / s)] for s in ("align", "kd")})
     assert [s for s, _ in curves[0]["kd"]] == list(range(1, 7))
     assert curves[0] == curves[1]  # identical floats, step by step, in both stages
+
+
+RESUME_OTHER_KINDS = """
+[run]
+out_dir = "{out}"
+seed = 11
+device = "cpu"
+log_every = 1
+save_every = 2
+[teacher]
+path = "{teacher}"
+[student]
+mixer = "dsla"
+attention_every = 2
+[data]
+text = "{text}"
+[[stage]]
+name = "hidden"
+kind = "hidden_align"
+tokens = 384
+seq_len = 32
+batch_size = 2
+lr = 1e-3
+[[stage]]
+name = "ft"
+kind = "ce"
+tokens = 384
+seq_len = 32
+batch_size = 2
+lr = 1e-3
+[[stage]]
+name = "long"
+kind = "long_context"
+loss = "kl"
+train = ["mixers"]
+tokens = 384
+seq_len = 64
+batch_size = 1
+lr = 1e-3
+[[stage]]
+name = "chain"
+kind = "chained"
+order = [3, 1]
+diversity_weight = 0.1
+tokens = 384
+seq_len = 32
+batch_size = 2
+lr = 1e-3
+"""
+
+
+def test_sigkill_in_every_other_stage_kind_resumes_bit_exactly(hyla_bin, text, tmp_path):
+    """The kinds the test above does not kill (hidden_align, ce, long_context, a chained link
+    past the first): one run killed once in each, in turn, then finished, against an
+    uninterrupted run: identical (step, loss) floats and identical final weights."""
+    kills = ["hidden", "ft", "long", "link-02-layer-01"]
+    outs = {}
+    for name, faults in (("ref", []), ("killed", kills)):
+        out = outs[name] = tmp_path / name
+        recipe = tmp_path / f"{name}.toml"
+        recipe.write_text(RESUME_OTHER_KINDS.format(out=out, teacher=TEACHER, text=text))
+        for stage in faults:
+            env = {**ENV1, "HYLA_FAULT_KILL_AT_STEP": "3", "HYLA_FAULT_STAGE": stage}
+            r = run([hyla_bin, "distill", recipe], check=False, env=env)
+            assert r.returncode == -9, (stage, r.stderr)
+            if stage != kills[0]:
+                assert "resumed from" in r.stderr, stage
+        r = run([hyla_bin, "distill", recipe], env=ENV1)
+        if faults:
+            assert "resumed from" in r.stderr
+    stages = ["hidden", "ft", "long", "chain/link-01-layer-03", "chain/link-02-layer-01"]
+    curves = [{s: [(m["step"], m["loss"]) for m in metrics(outs[n] / s)] for s in stages} for n in ("ref", "killed")]
+    assert all(len(c) == 6 for c in curves[0].values()), curves[0]
+    assert curves[0] == curves[1]
+    ref, got = (load_file(str(outs[n] / "final" / "model.safetensors")) for n in ("ref", "killed"))
+    assert ref.keys() == got.keys() and all(np.array_equal(ref[k], got[k]) for k in ref)

@@ -91,9 +91,12 @@ void AdamW::load_state(const std::function<torch::Tensor(const std::string&)>& l
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!owned_[i]) continue;
     auto m = lookup("exp_avg." + params_[i].name), v = lookup("exp_avg_sq." + params_[i].name);
-    if (!m.defined() && !v.defined() && steps == 0) continue;
-    HYLA_CHECK(m.defined() && v.defined(), "optimizer state: missing exp_avg/exp_avg_sq for parameter {}",
-               params_[i].name);
+    // Neither moment saved: no gradient had reached this parameter (state is made at its
+    // first gradient, e.g. a layer after the last aligned one in hidden alignment), so it
+    // stays without state, exactly as in the run that wrote the checkpoint.
+    if (!m.defined() && !v.defined()) continue;
+    HYLA_CHECK(m.defined() && v.defined(), "optimizer state: {} of parameter {} is missing",
+               m.defined() ? "exp_avg_sq" : "exp_avg", params_[i].name);
     HYLA_CHECK(m.sizes() == params_[i].tensor.sizes(), "optimizer state: {} has shape {}, parameter has {}",
                params_[i].name, m.sizes(), params_[i].tensor.sizes());
     ensure_state(i);

@@ -41,8 +41,9 @@ class AdamW {
 
   // "exp_avg.<name>", "exp_avg_sq.<name>" for owned params (CPU copies).
   std::vector<std::pair<std::string, torch::Tensor>> state_tensors() const;
-  // Restores from a lookup (name -> tensor or undefined); missing state for an owned
-  // parameter is an error naming it.
+  // Restores from a lookup (name -> tensor or undefined). An owned parameter with neither
+  // moment saved had no gradient yet and stays without state; one moment without the
+  // other is an error naming it.
   void load_state(const std::function<torch::Tensor(const std::string&)>& lookup, int64_t steps);
 
  private:
