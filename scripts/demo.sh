@@ -41,10 +41,17 @@ else
 fi
 
 if has distill && [[ -f $recipe ]]; then
-  step "4. hyla distill $recipe (brief, CPU)"
-  "$hyla" distill "$recipe" --out-dir "$work/distill" --device cpu
+  # The shipped recipe keeps attention_every = 4 (layers 0, 4) so that it runs on its own;
+  # the demo's copy names step 1's selection instead, so that every student in the table
+  # keeps the same selected attention layers.
+  sed "s|^attention_every = 4\$|selection = \"$work/select.json\"|" "$recipe" > "$work/distill.toml"
+  grep -q '^selection = ' "$work/distill.toml" || { echo "error: $recipe: no 'attention_every = 4' line in [student] to replace"; exit 1; }
+  step "4. hyla distill $work/distill.toml ($recipe with [student] selection = \"$work/select.json\"; brief, CPU)"
+  "$hyla" distill "$work/distill.toml" --out-dir "$work/distill" --device cpu
+  # Each trained stage's student; convert/ is the untrained conversion (the plain-transfer row).
   for d in "$work"/distill/*/; do
-    [[ -f $d/stage.json && -f $d/config.json ]] && students+=("${d%/}:distilled-$(basename "$d")")
+    [[ $(basename "$d") != convert && -f $d/stage.json && -f $d/config.json ]] &&
+      students+=("${d%/}:distilled-$(basename "$d")")
   done
 else
   missing+=("hyla distill with $recipe")

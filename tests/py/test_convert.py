@@ -160,6 +160,37 @@ def test_dsla_without_decay_is_linear_attention(teachers, tmp_path, hyla_bin, te
     assert err <= 1e-10
 
 
+def test_named_inits_start_gdn_where_documented(teachers, tmp_path, hyla_bin, testkit_bin):
+    """docs/convert.md "Named inits": transfer's new GDN parameters at the documented defaults
+    (W_g ~ N(0, 0.02), A_log = log U(0, 16), softplus(dt_bias) in [1e-3, 0.1], o_norm = 1,
+    convs the identity unless --conv-init fla); random-gate's W_g Kaiming-uniform
+    U(+-1/sqrt(d)); zero-gate's W_g = 0, so the converted layer outputs exactly 0."""
+    p = "model.layers.1.linear_attn."
+    t = load_file(convert(hyla_bin, teachers["llama"], tmp_path / "t", "--init", "transfer") / "model.safetensors")
+    assert abs(float(t[p + "g_proj.weight"].std()) - 0.02) < 0.003
+    assert bool((t[p + "A_log"].exp() > 0).all() and (t[p + "A_log"].exp() <= 16).all())
+    dt = F.softplus(t[p + "dt_bias"].double())
+    assert bool((dt >= 1e-3 * (1 - 1e-6)).all() and (dt <= 0.1 * (1 + 1e-6)).all()), dt
+    assert torch.equal(t[p + "o_norm.weight"], torch.ones(HD))
+    identity = torch.zeros(HEADS * HD, 1, 4)
+    identity[..., -1] = 1
+    for c in ("q", "k", "v"):
+        assert torch.equal(t[p + f"{c}_conv1d.weight"], identity), c
+    fla = load_file(convert(hyla_bin, teachers["llama"], tmp_path / "f", "--conv-init", "fla") / "model.safetensors")
+    assert not torch.equal(fla[p + "q_conv1d.weight"], identity)
+    rg = load_file(convert(hyla_bin, teachers["llama"], tmp_path / "r", "--init", "random-gate")
+                   / "model.safetensors")[p + "g_proj.weight"]
+    bound = 1 / HIDDEN ** 0.5
+    assert float(rg.abs().max()) <= bound and float(rg.abs().max()) > 0.9 * bound
+    assert abs(float(rg.std()) - bound / 3 ** 0.5) < 0.1 * bound / 3 ** 0.5
+    zero = convert(hyla_bin, teachers["llama"], tmp_path / "z", "--init", "zero-gate")
+    assert not load_file(zero / "model.safetensors")[p + "g_proj.weight"].any()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 9, HIDDEN, generator=g, dtype=torch.float64)
+    y = mixer_parts(testkit_bin, zero, 1, x, torch.zeros(2, 9, HEADS * HD, dtype=torch.float64), tmp_path)["y"]
+    assert not y.any()
+
+
 def test_converted_gdn_exports_to_fla(tmp_path, hyla_bin, testkit_bin, fla_on_cpu):  # noqa: F811
     from test_export_fla import make_teacher
     teacher = make_teacher("llama_gqa", tmp_path / "teacher")

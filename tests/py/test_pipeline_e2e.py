@@ -1,8 +1,9 @@
 """The reduced pipeline end to end on teacher-tiny, as `make demo` runs it but with tiny budgets:
-select (bypass-ppl on training text) -> convert (plain transfer, the selected layers kept as
-attention) -> distill (attention alignment then KL, a few steps) -> eval (held-out text,
-recall) -> report. Checks that each step consumes the previous one's output and that
-distillation moves the student towards the teacher."""
+select (bypass-ppl on training text) -> convert (plain transfer; a recipe's [student] names the
+selection, so the selected layers stay attention) -> distill (the same recipe: attention
+alignment then KL, a few steps) -> eval (held-out text, recall) -> report. Checks that each
+step consumes the previous one's output and that distillation moves the student towards the
+teacher."""
 import json
 import textwrap
 
@@ -18,12 +19,8 @@ def test_select_convert_distill_eval_report(tmp_path, hyla_bin):
     run([hyla_bin, "select", TINY, "--device", "cpu", "--method", "bypass-ppl", "--keep", 2, "--text", TRAIN,
          "--max-tokens", 2048, "--ctx", 256, "--out", sel])
     layers = json.loads(sel.read_text())["attention_layers"]
-    student = tmp_path / "transfer"
-    run([hyla_bin, "convert", TINY, "--out", student, "--mixer", "gdn", "--attention-layers",
-         ",".join(map(str, layers)), "--init", "transfer"])
-    kinds = json.loads((student / "config.json").read_text())["layer_types"]
-    assert [i for i, k in enumerate(kinds) if k == "full_attention"] == layers
 
+    # One recipe names the selection; `hyla convert --recipe` and `hyla distill` both read it.
     recipe = tmp_path / "r.toml"
     recipe.write_text(textwrap.dedent(f"""
         [run]
@@ -35,7 +32,8 @@ def test_select_convert_distill_eval_report(tmp_path, hyla_bin):
         [teacher]
         path = "{TINY}"
         [student]
-        path = "{student}"
+        mixer = "gdn"
+        selection = "{sel}"
         [data]
         text = "{TRAIN}"
         [[stage]]
@@ -53,9 +51,14 @@ def test_select_convert_distill_eval_report(tmp_path, hyla_bin):
         batch_size = 4
         lr = 3e-4
         """))
+    student = tmp_path / "transfer"
+    run([hyla_bin, "convert", "--recipe", recipe, "--out", student])
     run([hyla_bin, "distill", recipe])
     kd = tmp_path / "distill" / "kd"
     assert (kd / "stage.json").exists()
+    for model in (student, kd):
+        kinds = json.loads((model / "config.json").read_text())["layer_types"]
+        assert [i for i, k in enumerate(kinds) if k == "full_attention"] == layers, (model, kinds)
 
     evals = []
     for path, name in ((TINY, "teacher"), (student, "transfer"), (kd, "distilled")):

@@ -60,10 +60,12 @@ void ProgressBar::draw(bool final_line) {
     int width = 24, full = static_cast<int>(frac * width);
     bar = "|" + std::string(full, '#') + std::string(width - full, ' ') + "| ";
   }
-  std::string line = fmt::format("{}: {}{:3.0f}% {}/{} [{}<{}, {} {}/s]{}{}", label_, bar,
-                                 frac * 100, human_count(done_), human_count(total_),
-                                 human_duration(elapsed), human_duration(eta), human_count(rate),
-                                 unit_, extra_.empty() ? "" : " ", extra_);
+  // Below one unit a second the rate reads as seconds per unit ("4.2 s/step", not "0 step/s").
+  std::string speed = rate > 0 && rate < 1 ? fmt::format("{:.1f} s/{}", 1 / rate, unit_)
+                                           : fmt::format("{} {}/s", human_count(rate), unit_);
+  std::string line = fmt::format("{}: {}{:3.0f}% {}/{} [{}<{}, {}]{}{}", label_, bar, frac * 100,
+                                 human_count(done_), human_count(total_), human_duration(elapsed),
+                                 human_duration(eta), speed, extra_.empty() ? "" : " ", extra_);
   if (tty_) {
     std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final_line ? "\n" : "");
   } else {
