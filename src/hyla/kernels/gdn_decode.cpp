@@ -24,7 +24,7 @@ namespace {
 
 bool has_conv(const GdnDecodeInputs& in) { return in.conv_q_w.defined(); }
 
-int64_t conv_window(const GdnDecodeInputs& in) { return has_conv(in) ? in.conv_q_w.size(-1) : 0; }
+[[maybe_unused]] int64_t conv_window(const GdnDecodeInputs& in) { return has_conv(in) ? in.conv_q_w.size(-1) : 0; }
 
 // HYLA_GDN_DECODE=reference turns the fused path off (A/B checks of the kernel).
 [[maybe_unused]] bool fused_path_enabled() {
