@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "common.h"
+#include "hyla/distill/distill_recipe.h"
 #include "hyla/distill/select_layers.h"
 #include "hyla/eval/perplexity.h"
 #include "hyla/io/atomic_file.h"
@@ -21,7 +22,53 @@ struct SelectArgs {
   std::string text, out, plot, from;
   int64_t max_tokens = 16384;
   int64_t mqar_len = 256, mqar_kv = 16, mqar_vocab = 4096, mqar_offset = 4096;
+  // ga-s2, kl-guided(-cheap), halo
+  std::string init = "auto", gqa = "heads", conv_init = "identity", align_loss = "l2";
+  int64_t calib_sequences = 4, calib_seq_len = 256, taylor_align_steps = 300;
+  int64_t align_tokens = 16384, probe_tokens = 8192, train_seq_len = 128, train_batch = 8;
+  double align_lr = 1e-3, probe_lr = 1e-3, probe_lr_rest = 1e-4;
 };
+
+bool trains_stage1(const std::string& m) { return m == "kl-guided" || m == "kl-guided-cheap" || m == "halo"; }
+
+// The conversion and the stage tables of the probing methods, checked by the same code
+// that checks a recipe's [[stage]] tables (errors name the flag's stage).
+void probe_settings(SelectArgs& a) {
+  auto& o = a.opt;
+  auto& c = o.convert;
+  c.init = a.init != "auto" ? a.init : o.method == "ga-s2" ? "zero-gate" : "transfer";
+  c.gqa = distill::gqa_layout_from_name(a.gqa, "--gqa-layout");
+  HYLA_CHECK(a.conv_init == "identity" || a.conv_init == "fla", "--conv-init must be identity or fla, got \"{}\"",
+             a.conv_init);
+  c.conv_identity = a.conv_init == "identity";
+  c.seed = o.seed;
+  c.taylor.calib_sequences = a.calib_sequences;
+  c.taylor.calib_seq_len = a.calib_seq_len;
+  c.taylor.align_steps = a.taylor_align_steps;
+  c.taylor.progress = false;
+  c.taylor = distill::TaylorOptions::from_json(c.taylor.to_json(), "--calib-*/--taylor-align-steps");
+  const auto& inits = distill::init_names();
+  if (std::find(inits.begin(), inits.end(), c.init) == inits.end()) {
+    std::string have;
+    for (auto& i : inits) have += (have.empty() ? "" : ", ") + i;
+    fail("--init {}: unknown (have: {})", c.init, have);
+  }
+  if (!trains_stage1(o.method)) return;
+  o.align = distill::stage_from_json({{"kind", "attention_align"}, {"name", "align"}, {"loss", a.align_loss},
+                                      {"tokens", a.align_tokens}, {"seq_len", a.train_seq_len},
+                                      {"batch_size", a.train_batch}, {"lr", a.align_lr}, {"min_lr", a.align_lr / 100},
+                                      {"schedule", "cosine"}},
+                                     "stage 1 (--align-*, --train-*)", 0);
+  // The KL-guided probe (methods.md §5.2): everything trains, forward KL, constant LR,
+  // the restored attention (and the mixers) at a higher LR than the rest.
+  o.probe = distill::stage_from_json({{"kind", "kl"}, {"name", "probe"}, {"train", {"all"}},
+                                      {"group_lr", {{"mixers", a.probe_lr}, {"attention", a.probe_lr}}},
+                                      {"tokens", a.probe_tokens}, {"seq_len", a.train_seq_len},
+                                      {"batch_size", a.train_batch}, {"lr", a.probe_lr_rest}, {"min_lr", 0.0},
+                                      {"schedule", "constant"}},
+                                     "probe (--probe-*, --train-*)", 1);
+  if (o.cheap_probe_tokens <= 0) o.cheap_probe_tokens = std::max<int64_t>(1, a.probe_tokens / 8);
+}
 
 bool needs_text(const std::string& method) { return method != "uniform" && method != "bypass-recall"; }
 
@@ -68,6 +115,8 @@ int run_select(SelectArgs a) {
   a.opt.mqar.num_kv_pairs = a.mqar_kv;
   a.opt.mqar.vocab_size = a.mqar_vocab;
   a.opt.mqar.token_offset = int32_t(a.mqar_offset);
+  HYLA_CHECK(!a.opt.compare_cheap || a.opt.method == "kl-guided", "--compare-cheap applies to --method kl-guided");
+  probe_settings(a);
   torch::Tensor calib;
   if (needs_text(a.opt.method)) {
     HYLA_CHECK(!a.text.empty(), "--method {} needs --text (training text to probe on, e.g. assets/text/train.txt)",
@@ -84,7 +133,8 @@ int run_select(SelectArgs a) {
   return 0;
 }
 
-Register reg("select", "rank layers to keep as attention (uniform, bypass-ppl, bypass-recall, entropy)",
+Register reg("select", "rank layers to keep as attention (uniform, bypass-ppl, bypass-recall, entropy, ga-s2, "
+             "kl-guided, kl-guided-cheap, halo)",
              [](CLI::App& app) {
   auto a = std::make_shared<SelectArgs>();
   a->model.add(app);
@@ -97,7 +147,7 @@ Register reg("select", "rank layers to keep as attention (uniform, bypass-ppl, b
   app.add_option("-o,--out", a->out, "selection JSON (the file a recipe's [student] selection names)");
   app.add_option("--plot", a->plot, "SVG bar plot of the scores");
   app.add_option("--from", a->from, "re-cut an existing selection of this teacher at --share/--keep (no probes)");
-  app.add_option("--text", a->text, "training text to probe on (bypass-ppl, entropy)");
+  app.add_option("--text", a->text, "training text to probe on (every method but uniform and bypass-recall)");
   app.add_option("--max-tokens", a->max_tokens, "tokens of --text used")->capture_default_str();
   app.add_option("--ctx", a->opt.ctx, "window length (perplexity probes; longest entropy prompt)")->capture_default_str();
   app.add_option("--batch", a->opt.batch, "windows per forward pass")->capture_default_str();
@@ -108,7 +158,38 @@ Register reg("select", "rank layers to keep as attention (uniform, bypass-ppl, b
   app.add_option("--mqar-samples", a->opt.mqar_samples)->capture_default_str();
   app.add_option("--direction", a->opt.direction, "entropy: high-keeps (DSLA-Serve) | low-keeps")->capture_default_str();
   app.add_option("--prompts", a->opt.prompts, "entropy: prompts of mixed length")->capture_default_str();
-  app.add_option("--seed", a->opt.seed)->capture_default_str();
+  app.add_option("--seed", a->opt.seed, "seed of MQAR samples, new mixer parameters and probe data order")
+      ->capture_default_str();
+  // ga-s2, kl-guided(-cheap), halo: how the converted layers are made.
+  app.add_option("--mixer", a->opt.mixer, "ga-s2/kl-guided/halo: linear mixer of converted layers: gdn | dsla | hypenet")
+      ->capture_default_str();
+  app.add_option("--init", a->init, "conversion init: auto (ga-s2: zero-gate; kl-guided, halo: transfer) | transfer | "
+                 "taylor | taylor-init | align-only | random-gate | zero-gate | random")->capture_default_str();
+  app.add_option("--gqa-layout", a->gqa, "GQA k/v expansion: heads | rows")->capture_default_str();
+  app.add_option("--conv-init", a->conv_init, "GDN short convs: identity | fla")->capture_default_str();
+  app.add_option("--calib-sequences", a->calib_sequences, "taylor inits: calibration sequences")->capture_default_str();
+  app.add_option("--calib-seq-len", a->calib_seq_len, "taylor inits: calibration length")->capture_default_str();
+  app.add_option("--taylor-align-steps", a->taylor_align_steps, "taylor: per-layer alignment steps")
+      ->capture_default_str();
+  // Stage 1 and the probes (kl-guided, kl-guided-cheap, halo).
+  app.add_option("--align-tokens", a->align_tokens, "stage 1: attention-alignment tokens")->capture_default_str();
+  app.add_option("--align-lr", a->align_lr, "stage 1: peak LR (cosine to 1%)")->capture_default_str();
+  app.add_option("--align-loss", a->align_loss, "stage 1: l2 | mse | nmse")->capture_default_str();
+  app.add_option("--probe-tokens", a->probe_tokens, "kl-guided: tokens per probe")->capture_default_str();
+  app.add_option("--probe-lr", a->probe_lr, "kl-guided probes: LR of attention and mixers (constant)")
+      ->capture_default_str();
+  app.add_option("--probe-lr-rest", a->probe_lr_rest, "kl-guided probes: LR of every other parameter")
+      ->capture_default_str();
+  app.add_option("--train-seq-len", a->train_seq_len, "stage 1 and probes: sequence length")->capture_default_str();
+  app.add_option("--train-batch", a->train_batch, "stage 1 and probes: sequences per step")->capture_default_str();
+  app.add_option("--cheap", a->opt.cheap, "kl-guided-cheap: remove (teacher with one layer replaced) | short-probe")
+      ->capture_default_str();
+  app.add_option("--cheap-probe-tokens", a->opt.cheap_probe_tokens, "short-probe: tokens per probe (default: "
+                 "probe tokens / 8)");
+  app.add_flag("--compare-cheap", a->opt.compare_cheap,
+               "kl-guided: also rank with both cheap variants; report Spearman rho and top-K overlap");
+  app.add_option("--halo-commonsense", a->opt.halo_commonsense, "halo: C proxy: kl (-KL to the teacher) | nll "
+                 "(-ln ppl)")->capture_default_str();
   return [=]() { return run_select(*a); };
 });
 

@@ -3,16 +3,24 @@
 #include <chrono>
 #include <cmath>
 
+#include "hyla/distill/probe_data.h"
+#include "hyla/distill/probe_student.h"
+#include "hyla/distill/rank_agreement.h"
 #include "hyla/distill/select_bypass.h"
 #include "hyla/distill/select_entropy.h"
+#include "hyla/distill/select_ga_s2.h"
+#include "hyla/distill/select_halo.h"
+#include "hyla/distill/select_kl_guided.h"
 #include "hyla/distill/select_uniform.h"
 #include "hyla/eval/svg_bars.h"
 #include "hyla/util/error.h"
+#include "hyla/util/log.h"
 
 namespace hyla::distill {
 
 const std::vector<std::string>& selection_methods() {
-  static const std::vector<std::string> m = {"uniform", "bypass-ppl", "bypass-recall", "entropy"};
+  static const std::vector<std::string> m = {"uniform", "bypass-ppl",      "bypass-recall",   "entropy",
+                                             "ga-s2",   "kl-guided",       "kl-guided-cheap", "halo"};
   return m;
 }
 
@@ -28,6 +36,108 @@ Selection select_entropy(model::CausalLM& teacher, const torch::Tensor& calib, c
   for (auto& p : prompts) pj.push_back({{"offset", p.offset}, {"length", p.length}});
   s.extra = {{"score", "mean last-query-row attention entropy over heads and prompts (nats)"},
              {"direction", o.direction}, {"conversion_order", conversion}, {"prompts", pj}};
+  return s;
+}
+
+// [B, T] calibration batch for inits that calibrate (Taylor-Calibrate), cut from the
+// front of the training tokens.
+torch::Tensor init_calibration(const torch::Tensor& calib, const ConvertOptions& c) {
+  if (!c.needs_calibration()) return {};
+  int64_t B = c.taylor.calib_sequences, T = c.taylor.calib_seq_len;
+  HYLA_CHECK(calib.size(0) >= B * T, "--init {} calibrates on {} × {} training tokens; --text gives {} (raise "
+             "--max-tokens or lower --calib-sequences/--calib-seq-len)", c.init, B, T, calib.size(0));
+  return calib.narrow(0, 0, B * T).view({B, T}).clone();
+}
+
+Selection select_ga_s2(model::CausalLM& teacher, const torch::Tensor& calib, const SelectOptions& o, int64_t keep) {
+  auto r = ga_s2_scores(teacher, o.convert, o.mixer, calib, o.ctx, o.batch, init_calibration(calib, o.convert));
+  auto s = make_selection("ga-s2", teacher->config(), r.ppl, false, keep);
+  s.extra.update(r.extra);
+  return s;
+}
+
+// What stage-1 methods share: the probe corpus and the aligned all-linear student.
+struct Stage1 {
+  std::unique_ptr<ProbeCorpus> corpus;
+  model::CausalLM student{nullptr};
+  nlohmann::json info;
+};
+
+Stage1 run_stage1(model::CausalLM& teacher, const torch::Tensor& calib, const SelectOptions& o,
+                  const std::vector<const StageConfig*>& stages) {
+  Stage1 s;
+  s.corpus = std::make_unique<ProbeCorpus>(calib, teacher->config().vocab_size);
+  for (auto* st : stages) {
+    int64_t have = s.corpus->windows(st->seq_len);
+    HYLA_CHECK(have >= st->batch_size, "--method {}: the stage \"{}\" needs batch_size = {} windows of {} tokens; "
+               "--text/--max-tokens give {} tokens ({} windows)", o.method, st->name, st->batch_size, st->seq_len + 1,
+               calib.size(0), have);
+  }
+  s.student = stage1_all_linear(teacher, o.convert, o.mixer, o.align, s.corpus->dataset(), o.seed,
+                                init_calibration(calib, o.convert), &s.info);
+  return s;
+}
+
+nlohmann::json agreement(const Selection& full, const Selection& cheap, int64_t keep, const nlohmann::json& extra) {
+  double rho = spearman_rho(full.ranking, cheap.ranking), overlap = top_k_overlap(full.ranking, cheap.ranking, keep);
+  log::info("{} vs full probes: Spearman rho {:.3f}, top-{} overlap {:.2f}", cheap.method, rho, keep, overlap);
+  return {{"scores", cheap.scores}, {"ranking", cheap.ranking}, {"attention_layers", cheap.attention_layers},
+          {"spearman_rho", rho}, {"top_k_overlap", overlap}, {"k", keep}, {"measurements", extra}};
+}
+
+Selection select_kl_guided(model::CausalLM& teacher, const torch::Tensor& calib, const SelectOptions& o,
+                           int64_t keep) {
+  const auto& cfg = teacher->config();
+  bool full = o.method == "kl-guided";
+  bool want_remove = full ? o.compare_cheap : o.cheap == "remove";
+  bool want_short = full ? o.compare_cheap : o.cheap == "short-probe";
+  HYLA_CHECK(full || want_remove || want_short, "--cheap {}: must be remove or short-probe", o.cheap);
+  StageConfig short_probe = o.probe;
+  short_probe.name = "short-probe";
+  short_probe.tokens = o.cheap_probe_tokens;
+  if (want_short) HYLA_CHECK(short_probe.tokens > 0, "--cheap-probe-tokens must be positive");
+  std::vector<const StageConfig*> stages = {&o.align};
+  if (full) stages.push_back(&o.probe);
+  if (want_short) stages.push_back(&short_probe);
+  auto st1 = run_stage1(teacher, calib, o, stages);
+  auto data = st1.corpus->dataset();
+  Selection s, remove, shortp;
+  if (want_remove) {
+    auto r = kl_remove_scores(st1.student, teacher, calib, o.ctx, o.batch);
+    remove = make_selection("kl-guided-cheap", cfg, r.scores, true, keep);
+    remove.extra = r.extra;
+    remove.extra["estimator"] = "remove";
+  }
+  if (want_short) {
+    auto r = kl_probe_scores(st1.student, teacher, short_probe, data, o.seed);
+    shortp = make_selection("kl-guided-cheap", cfg, r.scores, false, keep);
+    shortp.extra = r.extra;
+    shortp.extra["estimator"] = "short-probe";
+  }
+  if (full) {
+    auto r = kl_probe_scores(st1.student, teacher, o.probe, data, o.seed);
+    s = make_selection("kl-guided", cfg, r.scores, false, keep);
+    s.extra = r.extra;
+    if (o.compare_cheap) {
+      remove.method = "remove";
+      shortp.method = "short-probe";
+      s.extra["cheap"] = {{"remove", agreement(s, remove, keep, remove.extra)},
+                          {"short_probe", agreement(s, shortp, keep, shortp.extra)}};
+    }
+  } else {
+    s = want_remove ? remove : shortp;
+  }
+  s.extra["stage1"] = st1.info;
+  return s;
+}
+
+Selection select_halo(model::CausalLM& teacher, const torch::Tensor& calib, const SelectOptions& o, int64_t keep) {
+  auto st1 = run_stage1(teacher, calib, o, {&o.align});
+  auto m = halo_measure(st1.student, teacher, o.mqar, o.mqar_samples, o.seed, o.halo_commonsense, calib, o.ctx,
+                        o.batch);
+  auto s = make_selection("halo", teacher->config(), halo_scores(m.retrieval, m.commonsense), true, keep);
+  s.extra = m.extra;
+  s.extra["stage1"] = st1.info;
   return s;
 }
 
@@ -60,6 +170,12 @@ Selection select_layers(model::CausalLM& teacher, const torch::Tensor& calib, co
     s.extra.update(r.extra);
   } else if (o.method == "entropy") {
     s = select_entropy(teacher, calib, o, keep);
+  } else if (o.method == "ga-s2") {
+    s = select_ga_s2(teacher, calib, o, keep);
+  } else if (o.method == "kl-guided" || o.method == "kl-guided-cheap") {
+    s = select_kl_guided(teacher, calib, o, keep);
+  } else if (o.method == "halo") {
+    s = select_halo(teacher, calib, o, keep);
   } else {
     std::string have;
     for (auto& m : selection_methods()) have += (have.empty() ? "" : ", ") + m;

@@ -8,13 +8,15 @@
 #include <string>
 
 #include "hyla/data/synthetic_mqar.h"
+#include "hyla/distill/convert.h"
+#include "hyla/distill/distill_recipe.h"
 #include "hyla/distill/selection_file.h"
 #include "hyla/model/decoder.h"
 
 namespace hyla::distill {
 
 struct SelectOptions {
-  std::string method = "uniform";  // uniform | bypass-ppl | bypass-recall | entropy
+  std::string method = "uniform";  // selection_methods()
   double share = 0.25;             // K = round-half-up(share · L) ...
   int64_t keep = 0;                // ... unless keep > 0
   int64_t ctx = 512, batch = 4;    // perplexity windows (bypass-ppl)
@@ -32,6 +34,17 @@ struct SelectOptions {
   // entropy
   std::string direction = "high-keeps";
   int64_t prompts = 8;
+  // ga-s2, kl-guided(-cheap), halo: converted layers get `mixer`, made by `convert`
+  // (init, GQA layout, conv init, Taylor options; its layer choice is set per probe).
+  // Inits that calibrate read the first calib_sequences × calib_seq_len calibration tokens.
+  std::string mixer = "gdn";
+  ConvertOptions convert;
+  // kl-guided(-cheap), halo: stage 1 (attention_align) and the probe (kl).
+  StageConfig align, probe;
+  std::string cheap = "remove";     // kl-guided-cheap: remove | short-probe
+  int64_t cheap_probe_tokens = 0;   // short-probe budget (tokens)
+  bool compare_cheap = false;       // kl-guided: also run both cheap variants, report ρ
+  std::string halo_commonsense = "kl";  // halo's C proxy: kl | nll
 };
 
 // The methods this build offers, for --help and errors.
