@@ -117,6 +117,10 @@ int run_select(SelectArgs a) {
   a.opt.mqar.token_offset = int32_t(a.mqar_offset);
   HYLA_CHECK(!a.opt.compare_cheap || a.opt.method == "kl-guided", "--compare-cheap applies to --method kl-guided");
   probe_settings(a);
+  if (!a.opt.save_stage1.empty()) {
+    HYLA_CHECK(trains_stage1(a.opt.method), "--save-stage1 applies to kl-guided, kl-guided-cheap and halo");
+    check_distinct_output(a.model.path, a.opt.save_stage1);
+  }
   torch::Tensor calib;
   if (needs_text(a.opt.method)) {
     HYLA_CHECK(!a.text.empty(), "--method {} needs --text (training text to probe on, e.g. assets/text/train.txt)",
@@ -127,6 +131,7 @@ int run_select(SelectArgs a) {
   auto s = distill::select_layers(teacher, calib, a.opt);
   if (calib.defined()) s.extra["calibration_text"] = {{"file", a.text}, {"tokens", calib.size(0)}};
   s.extra["teacher"] = a.model.path;
+  if (!a.opt.save_stage1.empty()) copy_tokenizer_files(a.model.path, a.opt.save_stage1);
   if (!a.out.empty()) distill::save_selection(s, a.out);
   if (!a.plot.empty()) io::write_text_atomic(a.plot, distill::selection_svg(s));
   print_selection(s, a.out);
@@ -175,6 +180,7 @@ Register reg("select", "rank layers to keep as attention (uniform, bypass-ppl, b
   app.add_option("--align-tokens", a->align_tokens, "stage 1: attention-alignment tokens")->capture_default_str();
   app.add_option("--align-lr", a->align_lr, "stage 1: peak LR (cosine to 1%)")->capture_default_str();
   app.add_option("--align-loss", a->align_loss, "stage 1: l2 | mse | nmse")->capture_default_str();
+  app.add_option("--save-stage1", a->opt.save_stage1, "kl-guided/halo: write the aligned all-linear student there");
   app.add_option("--probe-tokens", a->probe_tokens, "kl-guided: tokens per probe")->capture_default_str();
   app.add_option("--probe-lr", a->probe_lr, "kl-guided probes: LR of attention and mixers (constant)")
       ->capture_default_str();

@@ -75,6 +75,10 @@ Stage1 run_stage1(model::CausalLM& teacher, const torch::Tensor& calib, const Se
   }
   s.student = stage1_all_linear(teacher, o.convert, o.mixer, o.align, s.corpus->dataset(), o.seed,
                                 init_calibration(calib, o.convert), &s.info);
+  if (!o.save_stage1.empty()) {
+    model::save_causal_lm(s.student, o.save_stage1, 2ull << 30, torch::kFloat32);
+    s.info["saved"] = o.save_stage1;
+  }
   return s;
 }
 

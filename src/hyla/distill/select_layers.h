@@ -45,6 +45,7 @@ struct SelectOptions {
   int64_t cheap_probe_tokens = 0;   // short-probe budget (tokens)
   bool compare_cheap = false;       // kl-guided: also run both cheap variants, report ρ
   std::string halo_commonsense = "kl";  // halo's C proxy: kl | nll
+  std::string save_stage1;              // non-empty: the stage-1 student is saved there
 };
 
 // The methods this build offers, for --help and errors.
