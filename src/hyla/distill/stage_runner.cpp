@@ -258,19 +258,4 @@ StageResult run_stage(model::CausalLM& student, const StageConfig& st0, const St
   return res;
 }
 
-double run_stage_in_memory(model::CausalLM& student, model::CausalLM& teacher, const StageConfig& st,
-                           std::shared_ptr<const data::TokenDataset> data, uint64_t seed, torch::Device device) {
-  StageEnv env;
-  teacher->to(device);
-  teacher->eval();
-  for (auto& p : teacher->parameters()) p.set_requires_grad(false);
-  env.teacher = teacher;
-  env.train_data = std::move(data);
-  env.device = device;
-  env.autocast = device.is_cuda();
-  env.seed = seed;
-  env.progress = false;
-  return run_stage(student, st, env, {}).mean_loss;
-}
-
 }  // namespace hyla::distill

@@ -7,7 +7,7 @@
 // in <dir>/checkpoints (weights, AdamW state, CPU RNG, data position), metrics in
 // <dir>/metrics.jsonl truncated to the resumed step, and when it ends the student as an
 // HF checkpoint in <dir> with <dir>/stage.json written last (the stage is then done).
-// Without one (`run_stage_in_memory`), nothing touches the disk.
+// Without one (`run_probe_stage`, probe_student.h), nothing touches the disk.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -59,12 +59,5 @@ void write_stage_result(model::CausalLM& student, const std::filesystem::path& d
 // True when <dir>/stage.json exists (the stage finished and its student is in <dir>).
 bool stage_done(const std::filesystem::path& dir);
 
-// For selection probes (evalsel, KL-guided/HALO): one stage on an in-memory student,
-// single process, no files; returns the mean training loss over the stage's steps (the
-// probe score of methods.md §5.2). Data order depends only on `seed`, so probes with the
-// same seed see the same batches.
-double run_stage_in_memory(model::CausalLM& student, model::CausalLM& teacher, const StageConfig& st,
-                           std::shared_ptr<const data::TokenDataset> data, uint64_t seed,
-                           torch::Device device = torch::kCPU);
 
 }  // namespace hyla::distill
